@@ -416,7 +416,18 @@ def _saddles_1d(landscape: Landscape) -> np.ndarray:
             lambda x: -float(landscape.value(np.array([[x]]))[0]), bounds=(a, b), method="bounded",
             options={"xatol": 1e-12},
         )
-        out.append(res.x)
+        x = res.x
+        # Brent on a flat top is limited to ~sqrt(machine eps) in x: polish with Newton on L'
+        for _ in range(8):
+            g = float(landscape.gradient(np.array([[x]]))[0, 0])
+            h = float(landscape.hessian(np.array([[x]]))[0, 0, 0])
+            if h >= 0 or g == 0:
+                break
+            x_new = x - g / h
+            if not (a < x_new < b):
+                break
+            x = x_new
+        out.append(x)
     return np.array(out)
 
 
