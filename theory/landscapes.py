@@ -108,6 +108,58 @@ class Kernels(NamedTuple):
     noise_cov: Callable | None = None
 
 
+@functools.lru_cache(maxsize=None)
+def _flow_kernel(value_k, grad_k):
+    """Compiled gradient-flow basin classifier for one landscape type (see Landscape.basin_index)."""
+
+    @numba.njit(nogil=True)
+    def flow(points, params, locs, capture, h0, h_max, max_len, max_iter, out):
+        n, d = points.shape
+        n_min = locs.shape[0]
+        x = np.empty(d)
+        g = np.empty(d)
+        xn = np.empty(d)
+        for p in range(n):
+            for k in range(d):
+                x[k] = points[p, k]
+            h = h0
+            v = value_k(x, params)
+            label = -1
+            best = 0
+            for _ in range(max_iter):
+                best = 0
+                best_d2 = 1e300
+                for m in range(n_min):
+                    s = 0.0
+                    for k in range(d):
+                        s += (x[k] - locs[m, k]) ** 2
+                    if s < best_d2:
+                        best_d2 = s
+                        best = m
+                if math.sqrt(best_d2) < capture[best]:
+                    label = best
+                    break
+                grad_k(x, params, g)
+                gn2 = 0.0
+                for k in range(d):
+                    gn2 += g[k] * g[k]
+                length = h * math.sqrt(gn2)
+                scale = 1.0 if length <= max_len else max_len / length
+                for k in range(d):
+                    xn[k] = x[k] - h * scale * g[k]
+                vn = value_k(xn, params)
+                if vn <= v - 0.25 * h * scale * gn2:
+                    for k in range(d):
+                        x[k] = xn[k]
+                    v = vn
+                    h = min(2.0 * h, h_max)
+                else:
+                    h *= 0.5
+            out[p] = label if label >= 0 else best
+
+    return flow
+
+
 # --------------------------------------------------------------------------------------------
 # Base class
 # --------------------------------------------------------------------------------------------
@@ -214,8 +266,8 @@ class Landscape:
     def basin_index(self, theta, *, max_iter: int = 20000) -> np.ndarray:
         """Index (into ``minima()``) of the basin of attraction of gradient flow containing θ.
 
-        Generic method: follow gradient flow with a step bounded by the largest curvature seen
-        at the minima and a maximal step length, until each point is inside a small ball around
+        Generic method: follow gradient flow by descent steps (per-point adaptive step with an
+        Armijo test, each step shorter than 5% of the smallest distance between minima), until each point is inside a small ball around
         a minimum, where the quadratic approximation makes the attribution certain.  Points left
         on a saddle's stable manifold after ``max_iter`` steps go to the nearest minimum."""
         flat, batch = self._flatten(theta)
@@ -228,9 +280,20 @@ class Landscape:
             np.linalg.norm(locs[i] - locs[j]) for i in range(len(locs)) for j in range(i + 1, len(locs))
         )
         capture = np.array([0.05 * sep * min(1.0, math.sqrt(float(m.eigenvalues[0]) / lam_max)) for m in mins])
-        h = 0.5 / lam_max
         max_len = 0.05 * sep
+        try:
+            kern = self.kernels
+        except NotImplementedError:
+            kern = None
+        if kern is not None:
+            out = np.empty(flat.shape[0], dtype=np.int64)
+            flow = _flow_kernel(kern.value, kern.grad)
+            flow(np.ascontiguousarray(flat), self.params, np.ascontiguousarray(locs), capture,
+                 0.5 / lam_max, 1e6 / lam_max, max_len, max_iter, out)
+            return out.reshape(batch) if batch else int(out[0])
         x = flat.copy()
+        h = np.full(x.shape[0], 0.5 / lam_max)
+        value = np.asarray(self.value(x), dtype=float).reshape(-1)
         label = np.full(x.shape[0], -1, dtype=np.int64)
         active = np.arange(x.shape[0])
         for _ in range(max_iter):
@@ -245,10 +308,22 @@ class Landscape:
             xa = xa[~done]
             if active.size == 0:
                 break
-            step = -h * self.gradient(xa)
-            norm = np.linalg.norm(step, axis=-1, keepdims=True)
-            step *= np.minimum(1.0, max_len / np.maximum(norm, 1e-300))
-            x[active] = xa + step
+            # descent with a per-point step (Armijo test, grow on success, halve on failure),
+            # each step shorter than max_len so that no step can jump over a ridge between basins
+            g = self.gradient(xa)
+            ha = h[active]
+            step = -ha[:, None] * g
+            norm = np.linalg.norm(step, axis=-1)
+            scale = np.minimum(1.0, max_len / np.maximum(norm, 1e-300))
+            step *= scale[:, None]
+            x_new = xa + step
+            v_new = np.asarray(self.value(x_new), dtype=float).reshape(-1)
+            ok = v_new <= value[active] - 0.25 * np.sum(-step * g, axis=-1)
+            acc = active[ok]
+            x[acc] = x_new[ok]
+            value[acc] = v_new[ok]
+            h[acc] = np.minimum(ha[ok] * 2.0, 1e6 / lam_max)
+            h[active[~ok]] = ha[~ok] * 0.5
         if active.size:
             d2 = np.sum((x[active][:, None, :] - locs[None, :, :]) ** 2, axis=-1)
             label[active] = np.argmin(d2, axis=1)
