@@ -95,7 +95,10 @@ def _log_weights(loss_values, cell_volume, lr, batch_size, sigma2):
             "(loop over hyper-parameters instead)"
         )
     log_vol = np.broadcast_to(np.log(np.asarray(cell_volume, dtype=float)), loss.shape)
-    return -loss / temp, log_vol
+    l_min = float(np.min(loss))
+    # shift by the minimum *before* dividing by T: -(L - L_min)/T is exact where -L/T - log Z
+    # would cancel catastrophically (|L/T| ~ 1e12 loses ~4 digits)
+    return -(loss - l_min) / temp, log_vol, -l_min / float(temp)
 
 
 def log_partition(loss_values, cell_volume, lr, batch_size, sigma2):
@@ -107,8 +110,8 @@ def log_partition(loss_values, cell_volume, lr, batch_size, sigma2):
     ``loss_values`` (e.g. trapezoid/Simpson weights).  Computed with
     log-sum-exp, so it is finite even when every exp(-L_i/T) underflows.
     """
-    log_p, log_vol = _log_weights(loss_values, cell_volume, lr, batch_size, sigma2)
-    return float(logsumexp(log_p + log_vol))
+    log_p, log_vol, offset = _log_weights(loss_values, cell_volume, lr, batch_size, sigma2)
+    return offset + float(logsumexp(log_p + log_vol))
 
 
 def normalized_density(loss_values, cell_volume, lr, batch_size, sigma2):
@@ -116,9 +119,9 @@ def normalized_density(loss_values, cell_volume, lr, batch_size, sigma2):
 
     Z = sum_i exp(-L_i/T) w_i as in :func:`log_partition`, so that
     sum_i P_i * w_i = 1 exactly (up to rounding).  Computed as
-    exp(-L_i/T - log Z): no underflow at the mode however small T is.
+    exp(-(L_i - L_min)/T - log Z') with Z' = Z exp(L_min/T): no underflow at the mode
+    and no cancellation between -L_i/T and log Z however small T is.
     Returns an array of the shape of ``loss_values``.
     """
-    log_p, log_vol = _log_weights(loss_values, cell_volume, lr, batch_size, sigma2)
-    log_z = logsumexp(log_p + log_vol)
-    return np.exp(log_p - log_z)
+    log_p, log_vol, _ = _log_weights(loss_values, cell_volume, lr, batch_size, sigma2)
+    return np.exp(log_p - logsumexp(log_p + log_vol))
