@@ -1,0 +1,8 @@
+"""Network experiments of the paper (§4, App. F): the only package that imports torch.
+
+Modules: ``data`` (dataset readers, on-device data), ``models`` (MLPs, VGG-11, ResNet-56,
+``build_model``), ``schedules`` (lr / batch-size schedules), ``train`` (single and vmap-batched
+SGD training, resumable), ``experiments`` (presets per figure/table), ``executor`` (local / Dask),
+``runner`` (plan → runs → analyses), ``measure`` / ``geometry`` (curvature measurements).
+CLI: ``python -m nets --help``.
+"""

@@ -9,9 +9,10 @@ Where the files are looked for (first hit wins):
 2. the environment variable ``THREE_FACTORS_DATA``,
 3. Debian's dataset packages: ``/usr/share/datasets/<name>`` (``apt-get install dataset-fashion-mnist``).
 
-Under each root, the usual layouts are accepted: the files directly in the root, in
-``root/<dataset-name>/`` (e.g. ``fashion-mnist``, ``mnist``) or in torchvision's
-``root/FashionMNIST/raw/``, ``root/MNIST/raw/``, ``root/cifar-10-batches-py/``.
+Under a root, the usual layouts are accepted: ``root/<dataset-name>/`` (``fashion-mnist``,
+``mnist``, ``cifar10``), torchvision's ``root/FashionMNIST/raw/``, ``root/MNIST/raw/``,
+``root/cifar-10-batches-py/``, and (for ``--data-root`` only) the files directly in the root.
+See :func:`candidate_dirs`.
 
 Everything after reading is done with tensors on the chosen device: normalisation (fixed
 per-channel constants, computed once on the device for the whole set), the CIFAR augmentation
@@ -51,9 +52,9 @@ NORMALISATION = {
 }
 # Directory names under a root where each dataset's files may live.
 _SUBDIRS = {
-    "fashion-mnist": ["", "fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST"],
-    "mnist": ["", "mnist", "MNIST/raw", "MNIST"],
-    "cifar10": ["cifar-10-batches-py", "cifar10/cifar-10-batches-py", "cifar-10", "cifar10", ""],
+    "fashion-mnist": ["fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST"],
+    "mnist": ["mnist", "MNIST/raw", "MNIST"],
+    "cifar10": ["cifar-10-batches-py", "cifar10/cifar-10-batches-py", "cifar-10", "cifar10"],
 }
 _DEBIAN_DIRS = {"fashion-mnist": "fashion-mnist", "mnist": "mnist", "cifar10": "cifar10"}
 _IDX_FILES = {
@@ -131,16 +132,21 @@ def write_cifar_batch(path: str | os.PathLike, data: np.ndarray, labels: Sequenc
 
 
 # ----------------------------------------------------------------------------- locating files
-def candidate_roots(data_root: Optional[str | os.PathLike], name: str) -> list[Path]:
-    roots = []
+def candidate_dirs(data_root: Optional[str | os.PathLike], name: str) -> list[Path]:
+    """Directories searched for ``name``, in order: under ``data_root`` the dataset's named
+    sub-directories and then ``data_root`` itself; under ``$THREE_FACTORS_DATA`` the named
+    sub-directories only (it is a root for several datasets, and MNIST and Fashion-MNIST share
+    file names); finally Debian's ``/usr/share/datasets/<name>``."""
+    named = [s for s in _SUBDIRS[name] if s]
+    dirs: list[Path] = []
     if data_root:
-        roots.append(Path(data_root))
+        dirs += [Path(data_root) / s for s in named] + [Path(data_root)]
     env = os.environ.get(ENV_VAR)
     if env:
-        roots.append(Path(env))
-    roots.append(DEBIAN_ROOT / _DEBIAN_DIRS[name])
-    roots.append(DEBIAN_ROOT)
-    return roots
+        dirs += [Path(env) / s for s in named]
+    deb = DEBIAN_ROOT / _DEBIAN_DIRS[name]
+    dirs += [deb / s for s in named if s.startswith("cifar-10-batches")] + [deb]
+    return list(dict.fromkeys(dirs))
 
 
 def _find_file(directory: Path, stem: str) -> Optional[Path]:
@@ -155,17 +161,15 @@ def locate(name: str, data_root: Optional[str | os.PathLike] = None) -> Path:
     """Directory holding the dataset's files, or :class:`DatasetNotFoundError`."""
     name = canonical_name(name)
     looked = []
-    for root in candidate_roots(data_root, name):
-        for sub in _SUBDIRS[name]:
-            d = root / sub if sub else root
-            looked.append(str(d))
-            if not d.is_dir():
-                continue
-            if name == "cifar10":
-                if all((d / f).is_file() for f in _CIFAR_TRAIN + _CIFAR_TEST):
-                    return d
-            elif all(_find_file(d, s) is not None for pair in _IDX_FILES.values() for s in pair):
+    for d in candidate_dirs(data_root, name):
+        looked.append(str(d))
+        if not d.is_dir():
+            continue
+        if name == "cifar10":
+            if all((d / f).is_file() for f in _CIFAR_TRAIN + _CIFAR_TEST):
                 return d
+        elif all(_find_file(d, s) is not None for pair in _IDX_FILES.values() for s in pair):
+            return d
     how = {
         "fashion-mnist": "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or ",
         "mnist": "",
@@ -175,10 +179,10 @@ def locate(name: str, data_root: Optional[str | os.PathLike] = None) -> Path:
              else "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
                   "t10k-labels-idx1-ubyte.gz")
     raise DatasetNotFoundError(
-        f"dataset {name!r} not found. Looked in: {', '.join(dict.fromkeys(looked))}. "
+        f"dataset {name!r} not found. Looked in: {', '.join(looked)}. "
         f"Get it with {how}`pip install .[vision]` and `python -m nets download {name} --data-root DIR` "
-        f"(torchvision download), or put the files ({files}) under a directory given by --data-root or "
-        f"the environment variable {ENV_VAR}."
+        f"(torchvision download), or put the files ({files}) in a directory DIR and pass --data-root DIR, "
+        f"or in $" + ENV_VAR + f"/{_SUBDIRS[name][0]}/."
     )
 
 

@@ -12,9 +12,10 @@ Widths/depths the paper does not state are the project's own documented choices:
   ``depth=2`` hidden Linear→ReLU layers of width 256 (default).
 * ``vgg11`` — Fig. 4/6/Table 1: VGG-11 with BatchNorm after every conv (the common CIFAR
   variant), max-pools with ``ceil_mode=True`` so 28×28 inputs (Fashion-MNIST) also reach 1×1,
-  classifier Linear(512, classes).
+  classifier Linear(512, classes); ``width_mult`` scales every conv width (quick presets only).
 * ``resnet56`` — Fig. 2/7/8: He et al. (2016) CIFAR ResNet, 3 stages × 9 basic blocks with
-  16/32/64 channels, identity shortcuts with zero-padded channels ("option A"): ≈0.85M params.
+  16/32/64 channels, identity shortcuts with zero-padded channels ("option A"): ≈0.85M params
+  (``depth=6n+2`` and ``base_width`` are configurable; the quick presets use depth 8, width 4).
 
 All models take images (B, C, H, W); the MLPs flatten them.
 """
@@ -63,11 +64,14 @@ _VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
 
 class VGG(nn.Module):
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, cfg=None, batch_norm: bool = True):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, cfg=None, batch_norm: bool = True,
+                 width_mult: float = 1.0):
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
         for v in cfg or _VGG11:
+            if v != "M":
+                v = max(1, int(round(v * width_mult)))
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
             else:
@@ -84,7 +88,7 @@ class VGG(nn.Module):
 
     def forward(self, x):
         x = self.features(x)
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        x = x.mean(dim=(2, 3))  # global average pool (vmap-friendly)
         return self.classifier(x)
 
 
@@ -133,7 +137,7 @@ class CifarResNet(nn.Module):
     def forward(self, x):
         x = F.relu(self.bn(self.conv(x)))
         x = self.blocks(x)
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        return self.fc(x.mean(dim=(2, 3)))
 
 
 def _flat(in_shape) -> int:

@@ -1,0 +1,329 @@
+"""The paper's network experiments (§4, App. F) as run-config builders with presets.
+
+Each experiment returns a :class:`Plan`: a list of :class:`~nets.train.RunConfig` and optional
+post-run analyses (interpolation between trained models, paper Fig. 2/3). Presets:
+
+* ``quick`` — CPU/CI: Fashion-MNIST subset (train 256, val 128, test 128), 1–2 epochs, tiny
+  widths (ResNet depth 8 / width 4, VGG width ×1/16), a few grid points; seconds per run.
+  It exercises every code path (data, all model families, schedules incl. the LR-equivalent BS
+  schedule, random labels, momentum, Hessian measurements and interpolation).
+* ``full`` — paper scale (grids, epochs, models, datasets of the paper). Where the paper does
+  not state a value (epochs of Fig. 3/4/6/7/8/Table 1, widths, β grids, cycle lengths) the
+  project's choice is written next to it below and in the run config.
+
+Every experiment has a default dataset (the paper's) and runs on any of ``fashion-mnist``,
+``mnist``, ``cifar10`` via ``dataset=`` (CLI ``--dataset``); the quick preset always defaults to
+Fashion-MNIST, which is installed on the dev machine.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .schedules import lr_equivalent_batch_spec
+from .train import RunConfig
+
+PRESETS = ("quick", "full")
+
+
+@dataclass
+class Plan:
+    experiment: str
+    preset: str
+    dataset: str
+    runs: list[RunConfig]
+    analyses: list[dict] = field(default_factory=list)   # {"kind": "interpolate", "a":, "b":, "label":, "alphas":}
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(experiment=self.experiment, preset=self.preset, dataset=self.dataset,
+                    runs=[r.to_dict() for r in self.runs], analyses=self.analyses, notes=self.notes)
+
+
+@dataclass
+class Experiment:
+    name: str
+    description: str
+    paper_dataset: str
+    builder: Callable[..., Plan]
+
+    def plan(self, preset: str = "quick", *, dataset: Optional[str] = None, seed: int = 0) -> Plan:
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+        ds = dataset or ("fashion-mnist" if preset == "quick" else self.paper_dataset)
+        from .data import canonical_name
+        return self.builder(preset=preset, dataset=canonical_name(ds), seed=int(seed))
+
+
+# ----------------------------------------------------------------------------- common pieces
+QUICK_DATA = dict(train_size=256, val_size=128, test_size=128)
+# quick: exercise the measurement code path only (4 power iterations, accepted whatever the residual)
+QUICK_MEASURE = dict(samples=64, hessian_norm_fd=dict(n_samples=2),
+                     hessian_top_eigenvalue=dict(method="power", max_iter=4, tol=1e3))
+FULL_MEASURE = dict(samples=2250, hessian_norm_fd=dict(n_samples=100), hessian_top_eigenvalue=dict(k=1, tol=1e-4))
+
+
+def _data_kw(preset, dataset, **extra):
+    if preset == "quick":
+        kw = dict(QUICK_DATA)
+    else:
+        kw = dict(val_size=5000)   # CIFAR-10: 45k/5k; (Fashion-)MNIST: 55k/5k
+    kw.update(extra)
+    return kw
+
+
+def _fmt(x) -> str:
+    return f"{x:g}".replace(".", "p").replace("-", "m")
+
+
+def _cifar_model(preset, name):
+    """Quick presets shrink the CIFAR models; full presets use the paper's."""
+    if preset == "full":
+        return name, {}
+    return name, (dict(depth=8, base_width=4) if name == "resnet56" else dict(width_mult=1 / 16))
+
+
+# ----------------------------------------------------------------------------- fig1 / fig9
+def _grid(preset, dataset, seed, *, name, model, model_kw, full_epochs=200):
+    if preset == "quick":
+        lrs, bss, epochs, mkw = [0.02, 0.1], [32, 128], 2, dict(model_kw, width=32)
+        if "depth" in mkw:
+            mkw["depth"] = min(mkw["depth"], 4)
+        measure = QUICK_MEASURE
+    else:
+        # paper: η ∈ [5e-3, 1e-1], S ∈ [25, 1000], 25 runs; project's grid: 5 × 5 log-spaced points
+        lrs, bss, epochs, mkw, measure = [0.005, 0.01, 0.02, 0.05, 0.1], [25, 50, 100, 250, 1000], full_epochs, \
+            dict(model_kw), FULL_MEASURE
+    runs = [RunConfig(name=f"lr{_fmt(lr)}_bs{bs}", model=model, model_kw=mkw, dataset=dataset,
+                      data_kw=_data_kw(preset, dataset), lr=lr, batch_size=bs, epochs=epochs, seed=seed,
+                      measure=dict(measure))
+            for bs in bss for lr in lrs]
+    return Plan(name, preset, dataset, runs)
+
+
+def fig1(preset, dataset, seed):
+    """Fig. 1: Hessian norm and validation accuracy vs η/S, 4-layer BN ReLU MLP (width 512), 200 epochs."""
+    return _grid(preset, dataset, seed, name="fig1", model="mlp4_bn", model_kw={})
+
+
+def fig9(preset, dataset, seed):
+    """Fig. 9: as Fig. 1 with a 20-layer ReLU MLP without BN, good (He) and bad (small-std) init.
+    Epochs not stated: project's choice 200, as Fig. 1."""
+    good = _grid(preset, dataset, seed, name="fig9", model="mlp20", model_kw=dict(init="good"))
+    bad = _grid(preset, dataset, seed, name="fig9", model="mlp20", model_kw=dict(init="bad"))
+    for r in good.runs:
+        r.name = "good_" + r.name
+    for r in bad.runs:
+        r.name = "bad_" + r.name
+    if preset == "quick":
+        bad.runs = bad.runs[:2]
+    return Plan("fig9", preset, dataset, good.runs + bad.runs)
+
+
+def fig8(preset, dataset, seed):
+    """Fig. 8: ResNet-56 validation accuracy vs η/S (CIFAR-10). Grid and epochs not stated:
+    project's choice η ∈ {0.01, 0.05, 0.1, 0.2} × S ∈ {32, 128, 512}, 100 epochs."""
+    model, mkw = _cifar_model(preset, "resnet56")
+    if preset == "quick":
+        grid, epochs = [(0.05, 32), (0.1, 128)], 1
+    else:
+        grid, epochs = list(itertools.product([0.01, 0.05, 0.1, 0.2], [32, 128, 512])), 100
+    runs = [RunConfig(name=f"lr{_fmt(lr)}_bs{bs}", model=model, model_kw=mkw, dataset=dataset,
+                      data_kw=_data_kw(preset, dataset), lr=lr, batch_size=bs, epochs=epochs, seed=seed,
+                      measure=dict(QUICK_MEASURE if preset == "quick" else FULL_MEASURE))
+            for lr, bs in grid]
+    return Plan("fig8", preset, dataset, runs)
+
+
+# ----------------------------------------------------------------------------- fig2 / fig3 (interpolation)
+def _alphas(preset):
+    return list(np.round(np.linspace(-1, 2, 7 if preset == "quick" else 31), 6))
+
+
+def fig2(preset, dataset, seed):
+    """Fig. 2: ResNet-56, baseline η/S = 0.1/128 vs large batch 0.1/1024 vs small lr 0.01/128
+    (plain SGD); interpolate L((1−α)θ₁ + αθ₂), α ∈ [−1, 2]. Epochs not stated: 100 (project)."""
+    model, mkw = _cifar_model(preset, "resnet56")
+    if preset == "quick":
+        specs, epochs = {"baseline": (0.1, 32), "large_bs": (0.1, 128), "small_lr": (0.025, 32)}, 2
+    else:
+        specs, epochs = {"baseline": (0.1, 128), "large_bs": (0.1, 1024), "small_lr": (0.01, 128)}, 100
+    runs = [RunConfig(name=k, model=model, model_kw=mkw, dataset=dataset, data_kw=_data_kw(preset, dataset),
+                      lr=lr, batch_size=bs, epochs=epochs, seed=seed) for k, (lr, bs) in specs.items()]
+    al = _alphas(preset)
+    analyses = [dict(kind="interpolate", a="baseline", b="large_bs", label="different η/S (large S)", alphas=al,
+                     same_noise=False),
+                dict(kind="interpolate", a="baseline", b="small_lr", label="different η/S (small η)", alphas=al,
+                     same_noise=False),
+                dict(kind="interpolate", a="large_bs", b="small_lr", label="≈ same η/S", alphas=al, same_noise=True)]
+    return Plan("fig2", preset, dataset, runs, analyses)
+
+
+def fig3(preset, dataset, seed):
+    """Fig. 3: VGG-11 at η = 0.1β, S = 50β, β ∈ {0.25, 1, 4} (same η/S); interpolate β=1↔4 and
+    β=1↔0.25. S is rounded to an integer and η set to 0.002·S so η/S stays exactly 0.002.
+    Epochs not stated: 100 (project)."""
+    model, mkw = _cifar_model(preset, "vgg11")
+    betas, epochs = ([0.25, 1, 4], 2) if preset == "quick" else ([0.25, 1, 4], 100)
+    runs = []
+    for b in betas:
+        bs = max(1, int(round(50 * b)))
+        runs.append(RunConfig(name=f"beta{_fmt(b)}", model=model, model_kw=mkw, dataset=dataset,
+                              data_kw=_data_kw(preset, dataset), lr=0.002 * bs, batch_size=bs, epochs=epochs,
+                              seed=seed))
+    al = _alphas(preset)
+    analyses = [dict(kind="interpolate", a="beta1", b="beta4", label="β=1 ↔ β=4 (same η/S)", alphas=al,
+                     same_noise=True),
+                dict(kind="interpolate", a="beta1", b="beta0p25", label="β=1 ↔ β=0.25 (same η/S)", alphas=al,
+                     same_noise=True)]
+    return Plan("fig3", preset, dataset, runs, analyses)
+
+
+# ----------------------------------------------------------------------------- fig4 / table1 (schedules)
+def fig4(preset, dataset, seed):
+    """Fig. 4 / 13: VGG-11; cyclic LR 0.001–0.005 at S=128 vs the equivalent cyclic BS 640–128 at
+    η=0.005 (same η/S every epoch), and constant 0.001/128 vs 0.005/640. Triangular cycles of
+    period 20 epochs, 100 epochs (project's choices; the paper states neither)."""
+    model, mkw = _cifar_model(preset, "vgg11")
+    if preset == "quick":
+        S0, epochs, period = 16, 2, 2
+    else:
+        S0, epochs, period = 128, 100, 20
+    lr_spec = {"kind": "cyclic_triangular", "base": 0.001, "peak": 0.005, "period": period}
+    dk = _data_kw(preset, dataset)
+    runs = [
+        RunConfig(name="cyclic_lr", model=model, model_kw=mkw, dataset=dataset, data_kw=dk, lr=lr_spec,
+                  batch_size=S0, epochs=epochs, seed=seed),
+        RunConfig(name="cyclic_bs", model=model, model_kw=mkw, dataset=dataset, data_kw=dk, lr=0.005,
+                  batch_size=lr_equivalent_batch_spec(lr_spec, S0, 0.005), epochs=epochs, seed=seed),
+        RunConfig(name="const_small", model=model, model_kw=mkw, dataset=dataset, data_kw=dk, lr=0.001,
+                  batch_size=S0, epochs=epochs, seed=seed),
+        RunConfig(name="const_large", model=model, model_kw=mkw, dataset=dataset, data_kw=dk, lr=0.005,
+                  batch_size=5 * S0, epochs=epochs, seed=seed),
+    ]
+    return Plan("fig4", preset, dataset, runs)
+
+
+def table1(preset, dataset, seed):
+    """Table 1 / Fig. 16: VGG-11, discrete η (0.001↔0.005), discrete S (640↔128 at η=0.005, the
+    exact equivalent), triangle η (0.001–0.005, per step), constant η=0.005; max/min = 5, cycle
+    15 epochs, 6 repetitions. Epochs not stated: 90 (6 cycles; project's choice). The Hessian
+    measurements are also taken every 5 epochs (history "tracked", Fig. 16)."""
+    model, mkw = _cifar_model(preset, "vgg11")
+    if preset == "quick":
+        S0, epochs, period, reps = 16, 2, 2, 1
+    else:
+        S0, epochs, period, reps = 128, 90, 15, 6
+    disc = {"kind": "cyclic_discrete", "base": 0.001, "peak": 0.005, "period": period}
+    tri = {"kind": "cyclic_triangular", "base": 0.001, "peak": 0.005, "period": period}
+    dk = _data_kw(preset, dataset)
+    meas = dict(QUICK_MEASURE if preset == "quick" else FULL_MEASURE)
+    runs = []
+    for r in range(reps):
+        common = dict(model=model, model_kw=mkw, dataset=dataset, data_kw=dk, epochs=epochs, seed=seed + r, measure=meas,
+                      measure_every=1 if preset == "quick" else 5)   # Fig. 16: sharpness through the cycles
+        runs += [
+            RunConfig(name=f"discrete_lr_s{r}", lr=disc, batch_size=S0, **common),
+            RunConfig(name=f"discrete_bs_s{r}", lr=0.005, batch_size=lr_equivalent_batch_spec(disc, S0, 0.005), **common),
+            RunConfig(name=f"triangle_lr_s{r}", lr=tri, lr_per_step=True, batch_size=S0, **common),
+            RunConfig(name=f"constant_s{r}", lr=0.005, batch_size=S0, **common),
+        ]
+    return Plan("table1", preset, dataset, runs)
+
+
+# ----------------------------------------------------------------------------- fig5 (memorisation)
+def fig5(preset, dataset, seed):
+    """Fig. 5 / 14 / 15: MLP with 256 hidden units on MNIST with 25% / 50% random labels;
+    S ∈ {50,100,200,500,1000} × η ∈ {0.005,0.01,0.02,0.05,0.07,0.1} × momentum {0, 0.9}
+    (with momentum only η ≤ 0.02, as in the paper), 300 epochs."""
+    if preset == "quick":
+        fracs, bss, lrs, moms, epochs = [0.25, 0.5], [32], [0.02, 0.1], [0.0, 0.9], 2
+    else:
+        fracs, bss, lrs, moms, epochs = [0.25, 0.5], [50, 100, 200, 500, 1000], [0.005, 0.01, 0.02, 0.05, 0.07, 0.1], \
+            [0.0, 0.9], 300
+    runs = []
+    for f, m, bs, lr in itertools.product(fracs, moms, bss, lrs):
+        if m > 0 and lr > 0.02:
+            continue
+        runs.append(RunConfig(
+            name=f"rl{int(f * 100)}_m{_fmt(m)}_lr{_fmt(lr)}_bs{bs}", model="mlp256",
+            model_kw=(dict(width=32) if preset == "quick" else {}), dataset=dataset,
+            data_kw=_data_kw(preset, dataset, random_label_fraction=f, label_seed=seed), lr=lr, batch_size=bs,
+            momentum=m, epochs=epochs, seed=seed,
+            # Fig. 15: Hessian norm of the best-validation minimum (and of the endpoint)
+            measure=dict(QUICK_MEASURE if preset == "quick" else FULL_MEASURE, at_best_val=True)))
+    return Plan("fig5", preset, dataset, runs)
+
+
+# ----------------------------------------------------------------------------- fig6 / fig7 (breaking point)
+def _breaking(preset, dataset, seed, *, name, model_name, base_lrs, base_bs, betas, sizes, seeds, epochs):
+    model, mkw = _cifar_model(preset, model_name)
+    runs = []
+    for lr0, size, b, s in itertools.product(base_lrs, sizes, betas, range(seeds)):
+        bs = max(1, int(round(base_bs * b)))
+        runs.append(RunConfig(
+            name=f"lr{_fmt(lr0)}_n{size or 'all'}_beta{_fmt(b)}_s{s}", model=model, model_kw=mkw, dataset=dataset,
+            data_kw=_data_kw(preset, dataset, **({"train_size": size} if size else {})),
+            lr=lr0 / base_bs * bs, batch_size=bs, epochs=epochs, seed=seed + s,
+            # top Hessian eigenvalue at β=1 → discrete-time stability prediction β* = 2/(η0 λ_max)
+            measure=(dict(samples=(QUICK_MEASURE if preset == "quick" else FULL_MEASURE)["samples"],
+                          hessian_top_eigenvalue=(QUICK_MEASURE if preset == "quick" else FULL_MEASURE)[
+                              "hessian_top_eigenvalue"]) if b == 1 else {})))
+    return Plan(name, preset, dataset, runs, notes=f"base_bs={base_bs}")
+
+
+def fig6(preset, dataset, seed):
+    """Fig. 6: VGG-11, η = 0.1β (and 0.05β for 6d), S = 50β, training sets of 12,000 / 22,500 /
+    45,000, 5 seeds. β grid and epochs not stated: β ∈ {1,2,4,8,16,32} (project), 100 epochs."""
+    if preset == "quick":
+        return _breaking(preset, dataset, seed, name="fig6", model_name="vgg11", base_lrs=[0.1, 0.05], base_bs=4,
+                         betas=[1, 16], sizes=[128, 256], seeds=1, epochs=1)
+    return _breaking(preset, dataset, seed, name="fig6", model_name="vgg11", base_lrs=[0.1, 0.05], base_bs=50,
+                     betas=[1, 2, 4, 8, 16, 32], sizes=[12000, 22500, 45000], seeds=5, epochs=100)
+
+
+def fig7(preset, dataset, seed):
+    """Fig. 7: ResNet-56, (η, S) = β·(0.1, 128)... the paper multiplies both by a factor up to >5.
+    Project's choice: base η=0.05, S=32 (η/S as Fig. 2's baseline order), β ∈ {1,2,3,5,7,10},
+    full training set, 3 seeds, 100 epochs."""
+    if preset == "quick":
+        return _breaking(preset, dataset, seed, name="fig7", model_name="resnet56", base_lrs=[0.05], base_bs=8,
+                         betas=[1, 10], sizes=[None], seeds=1, epochs=1)
+    return _breaking(preset, dataset, seed, name="fig7", model_name="resnet56", base_lrs=[0.05], base_bs=32,
+                     betas=[1, 2, 3, 5, 7, 10], sizes=[None], seeds=3, epochs=100)
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("fig1", "η/S grid: Hessian norm & val. acc. vs η/S, 4-layer BN MLP", "fashion-mnist", fig1),
+    Experiment("fig2", "interpolation between minima at different / equal η/S, ResNet-56", "cifar10", fig2),
+    Experiment("fig3", "interpolation at equal η/S = 0.1β/50β, VGG-11", "cifar10", fig3),
+    Experiment("fig4", "cyclic BS vs cyclic LR (same η/S), constant equal-ratio pairs, VGG-11", "cifar10", fig4),
+    Experiment("fig5", "memorisation with 25%/50% random labels, MLP-256, momentum 0/0.9", "mnist", fig5),
+    Experiment("fig6", "breaking point η=0.1β, S=50β, several training-set sizes, VGG-11", "cifar10", fig6),
+    Experiment("fig7", "breaking point of the β rescaling, ResNet-56", "cifar10", fig7),
+    Experiment("fig8", "η/S sweep, ResNet-56", "cifar10", fig8),
+    Experiment("fig9", "η/S grid, 20-layer ReLU MLP without BN, good/bad init", "fashion-mnist", fig9),
+    Experiment("table1", "discrete-S vs discrete-η vs triangle vs constant schedules, VGG-11", "cifar10", table1),
+]}
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def plan(name: str, preset: str = "quick", *, dataset: Optional[str] = None, seed: int = 0) -> Plan:
+    return get(name).plan(preset, dataset=dataset, seed=seed)
+
+
+def describe_all() -> str:
+    lines = []
+    for e in EXPERIMENTS.values():
+        nq = len(e.plan("quick").runs)
+        nf = len(e.plan("full", dataset="fashion-mnist").runs)
+        lines.append(f"{e.name:7s} {e.description} [paper dataset: {e.paper_dataset}; runs: quick {nq}, full {nf}]")
+    return "\n".join(lines)

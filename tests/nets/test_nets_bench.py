@@ -1,0 +1,17 @@
+"""Smoke test of benchmarks/bench_nets.py (tiny sizes, synthetic data): it runs and reports ratios."""
+import importlib.util
+from pathlib import Path
+
+
+def test_bench_runs(tmp_path):
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nets.py"
+    spec = importlib.util.spec_from_file_location("bench_nets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--synthetic", "--train-size", "256", "--width", "16", "--k", "2", "--batch-sizes", "32",
+                    "--json", str(tmp_path / "b.json")])
+    row = out["rows"][0]
+    assert out["data"] == "synthetic" and row["batch_size"] == 32
+    for k in ("dataloader_samples_per_s", "on_device_samples_per_s", "vmap_grid_samples_per_s"):
+        assert row[k] > 0
+    assert (tmp_path / "b.json").is_file()

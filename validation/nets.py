@@ -1,0 +1,407 @@
+"""Network results → the paper's figures and theory-vs-experiment statements.
+
+``main(["RESULTS_DIR", "--out", "figures/nets"])`` reads what ``python -m nets run`` wrote
+(``RESULTS_DIR/<experiment>/{plan,summary,analysis}.json`` and ``runs/*/result.json``), draws one
+PNG per experiment and prints statements comparing each result with the theory (n = η/S):
+
+* Fig. 1/8/9/15 — Spearman ρ(log ‖H‖, log η/S) < 0 predicted (higher noise → flatter minimum,
+  eq. 3); ρ(validation accuracy, log η/S) reported (positive in the paper for Fig. 1/9).
+* Fig. 2/3 — interpolation: the loss rise half a unit beyond each endpoint (α = −0.5 and 1.5)
+  as a sharpness proxy; the endpoint with the lower η/S should be sharper (Fig. 2), equal-η/S
+  endpoints should be alike (Fig. 3: rise ratio within a factor 2).
+* Fig. 4 — same-ratio pairs (cyclic LR vs equivalent cyclic BS; constant η/S pairs): final test
+  accuracy difference vs the spread between the two pairs.
+* Fig. 5 — memorisation: ρ(val. acc, η/S) > 0 and ρ(train acc on noisy labels, η/S) < 0.
+* Fig. 6/7 — breaking point: the smallest β whose mean best val. acc is > 5 points below β = 1's
+  (or diverged), vs the discrete-time stability prediction β* = 2/(η₀ λ_max(β=1)) (SGD on a
+  quadratic of curvature λ is stable iff η < 2/λ).
+* Table 1 — mean ± sd per schedule of test acc, final loss and Hessian norm.
+
+Statements carry ``n`` (runs used); with fewer than 5 runs a correlation is reported as
+"too few runs" rather than as agreement or disagreement.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+MIN_RUNS = 5
+
+
+def _load_json(p: Path):
+    with open(p) as fh:
+        return json.load(fh)
+
+
+def load_experiment(exp_dir: Path) -> dict:
+    plan = _load_json(exp_dir / "plan.json") if (exp_dir / "plan.json").is_file() else None
+    runs = {}
+    for f in sorted((exp_dir / "runs").glob("*/result.json")):
+        runs[f.parent.name] = _load_json(f)
+    analysis = _load_json(exp_dir / "analysis.json") if (exp_dir / "analysis.json").is_file() else []
+    return dict(name=exp_dir.name, plan=plan, runs=runs, analysis=analysis)
+
+
+def _hnorm(r) -> Optional[float]:
+    m = r.get("measurements", {}).get("hessian_norm_fd")
+    if isinstance(m, dict) and "value" in m:
+        return float(m["value"])
+    if isinstance(m, (int, float)):
+        return float(m)
+    return None
+
+
+def _topeig(r) -> Optional[float]:
+    m = r.get("measurements", {}).get("hessian_top_eigenvalue")
+    if isinstance(m, list) and m:
+        return float(m[0])
+    if isinstance(m, (int, float)):
+        return float(m)
+    return None
+
+
+def _noise(r) -> float:
+    h = r["history"]
+    return float(np.mean(h["noise"])) if h["noise"] else float("nan")
+
+
+def spearman(x, y) -> tuple[float, float, int]:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 3 or np.all(x[ok] == x[ok][0]) or np.all(y[ok] == y[ok][0]):
+        return float("nan"), float("nan"), n
+    from scipy.stats import spearmanr
+    res = spearmanr(x[ok], y[ok])
+    return float(res.statistic if hasattr(res, "statistic") else res[0]), float(res.pvalue), n
+
+
+def _corr_statement(what: str, rho, p, n, predicted_sign: Optional[int]) -> dict:
+    if n < MIN_RUNS or not math.isfinite(rho):
+        verdict = f"too few runs (n={n} < {MIN_RUNS})" if n < MIN_RUNS else "undefined (constant values)"
+    elif predicted_sign is None:
+        verdict = "reported"
+    else:
+        verdict = "agrees with the theory" if np.sign(rho) == predicted_sign else "disagrees with the theory"
+    pred = {None: "", -1: " (predicted < 0)", 1: " (predicted > 0)"}[predicted_sign]
+    return dict(statement=f"Spearman rho({what}) = {rho:.3f} (p = {p:.2g}, n = {n}){pred}: {verdict}",
+                rho=rho, p=p, n=n, verdict=verdict)
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _completed(exp):
+    return {k: r for k, r in exp["runs"].items() if r["status"] == "completed"}
+
+
+# ----------------------------------------------------------------------------- per-figure analyses
+def analyse_sharpness_grid(exp, out: Path, *, acc_sign: Optional[int] = 1, split_by=None) -> list[dict]:
+    """Fig. 1/8/9: Hessian norm and validation accuracy vs η/S."""
+    plt = _plt()
+    comp = _completed(exp)
+    groups: dict[str, dict] = {}
+    for k, r in comp.items():
+        g = k.split("_")[0] if split_by == "prefix" else "all"
+        groups.setdefault(g, {})[k] = r
+    statements = []
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for g, rs in groups.items():
+        n = np.array([_noise(r) for r in rs.values()])
+        h = np.array([_hnorm(r) if _hnorm(r) is not None else np.nan for r in rs.values()])
+        acc = np.array([r["final"]["val_acc"] for r in rs.values()])
+        tag = "" if g == "all" else f"[{g} init] "
+        if np.isfinite(h).any():
+            statements.append(_corr_statement(f"{tag}log Hessian norm, log eta/S", *spearman(np.log(n), np.log(h)), -1))
+            ax[0].loglog(n, h, "o", label=g)
+        statements.append(_corr_statement(f"{tag}val. accuracy, log eta/S", *spearman(np.log(n), acc), acc_sign))
+        ax[1].semilogx(n, acc, "o", label=g)
+    n_div = sum(1 for r in exp["runs"].values() if r["status"] == "diverged")
+    statements.append(dict(statement=f"{n_div} diverged run(s) excluded from the correlations", n=n_div))
+    ax[0].set(xlabel="η/S", ylabel="Hessian norm (finite differences)", title=f"{exp['name']}: sharpness")
+    ax[1].set(xlabel="η/S", ylabel="validation accuracy", title=f"{exp['name']}: generalisation")
+    for a in ax:
+        a.legend() if len(groups) > 1 else None
+    fig.tight_layout()
+    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    plt.close(fig)
+    return statements
+
+
+def _rise(entry, split="train"):
+    al = np.asarray(entry["alphas"], float)
+    loss = np.asarray(entry[split]["loss"], float)
+    i0, i1 = int(np.argmin(np.abs(al - 0))), int(np.argmin(np.abs(al - 1)))
+    im, ip = int(np.argmin(np.abs(al + 0.5))), int(np.argmin(np.abs(al - 1.5)))
+    return loss[im] - loss[i0], loss[ip] - loss[i1]
+
+
+def analyse_interpolation(exp, out: Path) -> list[dict]:
+    """Fig. 2/3: interpolation curves; sharper endpoint = larger loss rise beyond it."""
+    plt = _plt()
+    ana = [a for a in exp["analysis"] if "skipped" not in a]
+    statements = []
+    if not ana:
+        return [dict(statement="no interpolation results (runs missing or diverged)")]
+    fig, axes = plt.subplots(1, len(ana), figsize=(4 * len(ana), 3.5), squeeze=False)
+    for ax, a in zip(axes[0], ana):
+        for split, st in (("train", "-"), ("test", "--")):
+            ax.plot(a["alphas"], a[split]["loss"], st, label=f"{split} loss")
+        ax.set(title=a["label"], xlabel=f"α  (0: {a['a']}, 1: {a['b']})", ylabel="loss", yscale="log")
+        ax.legend()
+        ra, rb = exp["runs"][a["a"]], exp["runs"][a["b"]]
+        na, nb = _noise(ra), _noise(rb)
+        up_a, up_b = _rise(a)
+        same = a.get("same_noise", abs(na - nb) / max(na, nb) <= 0.05)
+        head = (f"{a['label']}: loss rise half a unit beyond {a['a']} (η/S={na:.3g}) = {up_a:.3g}, beyond "
+                f"{a['b']} (η/S={nb:.3g}) = {up_b:.3g}")
+        if not same:
+            sharper = a["a"] if up_a > up_b else a["b"]
+            lower = a["a"] if na < nb else a["b"]
+            if max(up_a, up_b) <= 0:
+                verdict = "inconclusive (loss does not rise beyond either endpoint: not at a minimum)"
+            else:
+                verdict = "agrees with the theory" if sharper == lower else "disagrees with the theory"
+            statements.append(dict(statement=f"{head}; sharper endpoint {sharper}, lower η/S {lower}: {verdict}",
+                                   verdict=verdict))
+        else:
+            if min(up_a, up_b) <= 0:
+                verdict = "inconclusive (loss does not rise beyond an endpoint: not at a minimum)"
+            else:
+                ratio = max(up_a, up_b) / min(up_a, up_b)
+                verdict = ("agrees with the theory" if ratio <= 2 else "disagrees with the theory") + \
+                    f" (rise ratio {ratio:.2f}, similar if ≤ 2)"
+            statements.append(dict(statement=f"{head}; same η/S: {verdict}", verdict=verdict))
+    fig.tight_layout()
+    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    plt.close(fig)
+    return statements
+
+
+def analyse_schedules(exp, out: Path) -> list[dict]:
+    """Fig. 4: same-η/S pairs have matching curves and endpoints."""
+    plt = _plt()
+    runs = exp["runs"]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.5))
+    for k, r in runs.items():
+        h = r["history"]
+        ax[0].plot(h["epoch"], h["train_acc"], label=k)
+        ax[1].plot(h["epoch"], h["test_acc"], label=k)
+        ax[2].semilogy(h["epoch"], h["noise"], label=k)
+    for a, t in zip(ax, ("train accuracy", "test accuracy", "η/S")):
+        a.set(xlabel="epoch", title=t)
+    ax[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    plt.close(fig)
+    statements = []
+    pairs = [("cyclic_lr", "cyclic_bs"), ("const_small", "const_large")]
+    diffs = {}
+    for a, b in pairs:
+        if a in runs and b in runs and runs[a]["status"] == runs[b]["status"] == "completed":
+            ta, tb = runs[a]["final"]["test_acc"], runs[b]["final"]["test_acc"]
+            same = np.allclose(runs[a]["history"]["noise"], runs[b]["history"]["noise"], rtol=0.05)
+            curve = float(np.max(np.abs(np.subtract(runs[a]["history"]["test_acc"], runs[b]["history"]["test_acc"]))))
+            diffs[(a, b)] = abs(ta - tb)
+            statements.append(dict(statement=(
+                f"{a} vs {b}: η/S equal every epoch: {same}; final test acc {ta:.4f} vs {tb:.4f} "
+                f"(|Δ| = {abs(ta - tb):.4f}); max |Δ test acc| over epochs = {curve:.4f}")))
+    if len(diffs) == 2:
+        d1, d2 = diffs.values()
+        statements.append(dict(statement=(
+            f"same-ratio differences {d1:.4f} and {d2:.4f}; without seed repetitions the seed spread is "
+            "not measured here (the paper: ~0.3 points for 87% accuracies)")))
+    return statements
+
+
+def analyse_memorisation(exp, out: Path) -> list[dict]:
+    plt = _plt()
+    comp = _completed(exp)
+    groups: dict[tuple, list] = {}
+    for k, r in comp.items():
+        key = (r["data"]["random_label_fraction"], r["config"]["momentum"])
+        groups.setdefault(key, []).append(r)
+    statements = []
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(4 * max(len(groups), 1), 3.5), squeeze=False)
+    for ax, (key, rs) in zip(axes[0], sorted(groups.items())):
+        n = np.array([_noise(r) for r in rs])
+        va = np.array([r["final"]["val_acc"] for r in rs])
+        tr = np.array([r["final"]["train_acc"] for r in rs])
+        sc = ax.scatter(tr, va, c=np.log10(n), cmap="coolwarm")
+        fig.colorbar(sc, ax=ax, label="log10 η/S")
+        ax.set(title=f"random labels {int(key[0] * 100)}%, momentum {key[1]}", xlabel="train acc (noisy labels)",
+               ylabel="val acc")
+        tag = f"[{int(key[0] * 100)}% random, m={key[1]}] "
+        statements.append(_corr_statement(tag + "val. accuracy, log eta/S", *spearman(np.log(n), va), 1))
+        statements.append(_corr_statement(tag + "train accuracy on noisy labels, log eta/S",
+                                          *spearman(np.log(n), tr), -1))
+        for label, get in (("", lambda r: r), (" at best val.", lambda r: dict(
+                measurements=r.get("measurements_best_val", {})))):
+            h = np.array([_hnorm(get(r)) if _hnorm(get(r)) is not None else np.nan for r in rs])
+            if np.isfinite(h).any():
+                statements.append(_corr_statement(tag + f"log Hessian norm{label}, log eta/S",
+                                                  *spearman(np.log(n), np.log(h)), -1))
+    fig.tight_layout()
+    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    plt.close(fig)
+    return statements
+
+
+def analyse_breaking(exp, out: Path) -> list[dict]:
+    """Fig. 6/7: val. acc vs β per (η₀, n); breaking β vs β* = 2/(η₀ λ_max)."""
+    plt = _plt()
+    base_bs = None
+    if exp["plan"] and exp["plan"].get("notes", "").startswith("base_bs="):
+        base_bs = int(exp["plan"]["notes"].split("=")[1])
+    curves: dict[tuple, dict] = {}
+    for k, r in exp["runs"].items():
+        lr0_tag, n_tag, beta_tag, _ = k.split("_")
+        bs = r["config"]["batch_size"]
+        beta = bs / base_bs if base_bs else float(beta_tag[4:].replace("p", "."))
+        lr0 = r["config"]["lr"] / beta
+        key = (round(lr0, 8), n_tag)
+        c = curves.setdefault(key, {})
+        c.setdefault(beta, []).append(r)
+    statements = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (lr0, n_tag), c in sorted(curves.items()):
+        betas = sorted(c)
+        mean_acc, any_div = [], []
+        for b in betas:
+            accs = [r["best_val_acc"] for r in c[b] if r["status"] == "completed" and r["best_val_acc"] is not None]
+            mean_acc.append(np.mean(accs) if accs else np.nan)
+            any_div.append(any(r["status"] == "diverged" for r in c[b]))
+        ax.semilogx(betas, mean_acc, "o-", label=f"η0={lr0:g}, {n_tag}")
+        ref = mean_acc[0]
+        broken = [b for b, a, d in zip(betas, mean_acc, any_div) if d or (np.isfinite(ref) and (not np.isfinite(a)
+                                                                                                  or a < ref - 0.05))]
+        lam = [_topeig(r) for r in c[betas[0]] if _topeig(r) is not None]
+        pred = 2.0 / (lr0 * betas[0] * np.mean(lam)) * betas[0] if lam else None
+        b_obs = broken[0] if broken else None
+        txt = (f"η0={lr0:g}, {n_tag}: breaking β (first β with mean best val. acc > 5 points below β={betas[0]:g}, "
+               f"or a diverged seed) = {b_obs}; stability prediction β* = 2/(η0·λ_max) = "
+               f"{'n/a (no eigenvalue)' if pred is None else f'{pred:.3g}'}")
+        if pred is not None:
+            # SGD is linearly unstable at a minimum of curvature λ iff η > 2/λ: the β=1 minimum cannot be
+            # kept for β > β*; larger-β runs may find flatter minima, so β* is a lower bound on breaking.
+            if b_obs is None:
+                verdict = ("consistent" if pred >= betas[-1] else "no breaking observed up to β="
+                           f"{betas[-1]:g} although β* < β_max (flatter minima reached at large β)")
+            else:
+                verdict = "consistent (β* ≤ breaking β)" if pred <= b_obs else "inconsistent (breaks before β*)"
+            txt += f": {verdict}"
+        statements.append(dict(statement=txt, breaking_beta=b_obs, predicted_beta=pred,
+                               diverged_betas=[b for b, d in zip(betas, any_div) if d]))
+    ax.set(xlabel="β  (η = β η0, S = β S0)", ylabel="mean best val. accuracy", title=exp["name"])
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    plt.close(fig)
+    return statements
+
+
+def analyse_table1(exp, out: Path) -> list[dict]:
+    plt = _plt()
+    groups: dict[str, list] = {}
+    for k, r in exp["runs"].items():
+        groups.setdefault(k.rsplit("_s", 1)[0], []).append(r)
+    statements, names, means, sds = [], [], [], []
+    for g, rs in sorted(groups.items()):
+        comp = [r for r in rs if r["status"] == "completed"]
+        te = np.array([r["final"]["test_acc"] for r in comp])
+        va = np.array([r["final"]["val_acc"] for r in comp])
+        lo = np.array([r["final"]["train_loss"] for r in comp])
+        hn = [h for h in (_hnorm(r) for r in comp) if h is not None]
+        sd = lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
+        statements.append(dict(statement=(
+            f"{g}: test acc {te.mean():.4f} ± {sd(te):.4f}, val acc {va.mean():.4f} ± {sd(va):.4f}, loss "
+            f"{lo.mean():.4f} ± {sd(lo):.4f}, Hessian norm {np.mean(hn) if hn else float('nan'):.4g} "
+            f"(n = {len(comp)}, diverged {len(rs) - len(comp)})")))
+        names.append(g), means.append(te.mean() if len(te) else np.nan), sds.append(sd(te))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    ax = axes[0]
+    ax.bar(names, means, yerr=np.nan_to_num(sds))
+    ax.set(ylabel="test accuracy", title="Table 1: schedules")
+    for g, rs in sorted(groups.items()):   # Fig. 16: Hessian norm through training (first repetition)
+        tr = rs[0]["history"].get("tracked", []) if rs else []
+        pts = [(t["epoch"], t["hessian_norm_fd"]["value"]) for t in tr
+               if isinstance(t.get("hessian_norm_fd"), dict) and "value" in t["hessian_norm_fd"]]
+        if rs and _hnorm(rs[0]) is not None:                 # end-of-run measurement
+            pts.append((rs[0]["history"]["epoch"][-1], _hnorm(rs[0])))
+        if pts:
+            axes[1].semilogy(*zip(*pts), "o-", label=g)
+    axes[1].set(xlabel="epoch", ylabel="Hessian norm", title="Fig. 16: sharpness through training")
+    if axes[1].lines:
+        axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    plt.close(fig)
+    return statements
+
+
+ANALYSES = {
+    "fig1": lambda e, o: analyse_sharpness_grid(e, o),
+    "fig8": lambda e, o: analyse_sharpness_grid(e, o, acc_sign=None),   # paper: an optimum, not monotone
+    "fig9": lambda e, o: analyse_sharpness_grid(e, o, split_by="prefix"),
+    "fig2": analyse_interpolation,
+    "fig3": analyse_interpolation,
+    "fig4": analyse_schedules,
+    "fig5": analyse_memorisation,
+    "fig6": analyse_breaking,
+    "fig7": analyse_breaking,
+    "table1": analyse_table1,
+}
+
+
+def validate_results(results_dir: str | Path, out: str | Path = "figures/nets") -> dict:
+    results_dir, out = Path(results_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {}
+    for name, fn in ANALYSES.items():
+        d = results_dir / name
+        if not (d / "runs").is_dir():
+            continue
+        exp = load_experiment(d)
+        if not exp["runs"]:
+            continue
+        try:
+            report[name] = dict(statements=fn(exp, out), figure=str(out / f"{name}.png"), n_runs=len(exp["runs"]))
+        except Exception as exc:  # one broken experiment must not hide the others
+            report[name] = dict(statements=[dict(statement=f"analysis failed: {type(exc).__name__}: {exc}")],
+                                error=True)
+    with open(out / "nets_report.json", "w") as fh:
+        json.dump(report, fh, indent=1, default=float)
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m validation nets",
+                                description="Figures and theory-vs-experiment statements from network results.")
+    p.add_argument("results", help="results directory written by `python -m nets run ... --out DIR`")
+    p.add_argument("--out", default="figures/nets", help="where to write PNGs and nets_report.json")
+    args = p.parse_args(argv)
+    report = validate_results(args.results, args.out)
+    if not report:
+        print(f"no network results found under {args.results}")
+        return 1
+    failed = False
+    for name, rep in report.items():
+        print(f"== {name} ({rep.get('n_runs', 0)} runs) -> {rep.get('figure', '')}")
+        for s in rep["statements"]:
+            print("  - " + s["statement"])
+        failed |= bool(rep.get("error"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())
