@@ -1,0 +1,617 @@
+"""Noise-geometry experiments (seed 002, Wang & Wu 2023): escape directions and cyclical LR.
+
+(a) Escape from a sharp minimum (:func:`run_escape_experiment`).
+    Landscape: over-parameterised least squares (``theory.landscapes.LeastSquares``, N < d)
+    with consistent targets y = X theta*, so theta* is an interpolating minimum, H = G = X^T X / N,
+    and the SGD noise Sigma_1(theta) = (1/N) sum r_i^2 x_i x_i^T - gbar gbar^T is state-dependent
+    and aligned (it vanishes with the loss).  Inputs have one "spiked" coordinate, so G has a
+    distinct top eigenvector.  Both GD (full batch, S = N) and SGD start at
+    theta* + a small isotropic perturbation (norm ~ ``perturbation``; SGD needs it too: its
+    noise is zero at theta*).  A particle *escapes* at the first step where
+    ||theta - theta*|| > ``escape_factor`` * perturbation; the escape direction is the normalised
+    displacement w_hat at that step.  Per particle we record
+        top overlap      (u_1^T w_hat)^2,
+        flat share       sum_{j in flat} (u_j^T w_hat)^2, flat = nonzero eigenvalues below
+                         the median nonzero eigenvalue of G (the flatter half of the curved
+                         directions; the null space of G is never excited by the noise),
+        Rayleigh ratio   w_hat^T G w_hat / lambda_1  (1 = pure top direction).
+    Theory line: the exact second-moment escape mode of SGD on least squares
+    (:func:`theory.noise_geometry.linear_sgd_escape_profile`), and for GD the top eigenvector.
+    The linear model has no second basin: a particle leaves the ensemble at its escape step
+    (simulation in chunks, see ``_run_until_escape``), so escaped particles are never run into
+    divergence; particles that never escape, or diverge before crossing, are reported.
+
+(b) Cyclical learning rates (:func:`run_cyclical_experiment`).
+    Landscape :class:`SharpFlatValley`: an interpolating finite sum with two strict global
+    minima (loss 0), A at s = -1 (sharp) and B at s = +1 (flat), joined along a flat
+    coordinate s.  Every particle starts at A + small perturbation.  Arms (documented choice:
+    **same mean learning rate**):
+        constant   eta_t = lr_mean,
+        cyclical   triangular between lr_low and lr_high = 2 lr_mean - lr_low (same mean),
+                   period ``period`` steps, the run ends at the bottom of a cycle (lr_low);
+    both with minibatch SGD (batch size S), and, for reference, the same two schedules with GD
+    (S = N).  Outcome per particle: basin at the end (gradient-flow basin of A or B),
+    final sharpness lambda_max(H) and Tr H at the final point; diverged particles are flagged
+    and excluded.
+
+Simulation: :func:`sim.sgd.simulate_sgd` (exact minibatch SGD, numba kernels).  Seeds are
+``numpy.random.SeedSequence`` children of ``seed``; the results do not depend on the thread count.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from sim.sgd import simulate_sgd
+from theory import _checks
+from theory import noise_geometry as ng
+from theory.landscapes import FiniteSumLandscape, Kernels, LeastSquares
+
+__all__ = [
+    "SharpFlatValley",
+    "make_escape_problem",
+    "EscapeResult",
+    "run_escape_experiment",
+    "run_second_moment_check",
+    "triangular_schedule",
+    "CyclicalResult",
+    "run_cyclical_experiment",
+]
+
+
+# ============================================================================ (a) escape
+def make_escape_problem(*, n_samples: int = 20, dim: int = 40, spike: float = 3.0, seed: int = 0):
+    """Over-parameterised least squares with a spiked input coordinate and consistent targets.
+
+    x_i ~ N(0, diag(spike^2, 1, ..., 1)), theta* ~ N(0, I), y = X theta*.  Returns
+    (landscape, theta_star).  n_samples < dim makes G rank-deficient (over-parameterised).
+    """
+    n = _checks.check_int("n_samples", n_samples, minimum=2)
+    d = _checks.check_int("dim", dim, minimum=2)
+    _checks.check_positive("spike", spike)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    scales = np.ones(d)
+    scales[0] = spike
+    x = rng.standard_normal((n, d)) * scales
+    theta_star = rng.standard_normal(d)
+    return LeastSquares(x, x @ theta_star), theta_star
+
+
+@dataclass
+class EscapeResult:
+    """Per-particle escape statistics of one optimiser (GD or SGD)."""
+
+    label: str
+    lr: float
+    batch_size: int
+    escaped: np.ndarray          # (M,) bool: crossed the escape radius within n_steps
+    escape_step: np.ndarray      # (M,) int, -1 if not escaped
+    top_overlap: np.ndarray      # (M_escaped,) (u_1^T w_hat)^2
+    flat_share: np.ndarray       # (M_escaped,) squared norm of w_hat in the flat half of the curved spectrum
+    rayleigh: np.ndarray         # (M_escaped,) w_hat^T G w_hat / lambda_1
+    theory_top: float            # predicted share of E||w||^2 on u_1 (second-moment escape mode)
+    theory_flat: float
+    theory_rayleigh: float
+    theory_growth: float         # growth factor of E||w||^2 per step (> 1: unstable)
+    proj2_mean: np.ndarray = None        # (d,) mean over escaped particles of (u_j^T w_hat)^2, eigvals descending
+    proj2_se: np.ndarray = None          # (d,) its standard error
+    theory_fractions: np.ndarray = None  # (d,) predicted shares u_j^T M* u_j / Tr M*
+    n_diverged: int = 0          # particles that diverged before crossing the escape radius (flagged, excluded)
+
+    def summary(self) -> dict:
+        def ms(a):
+            a = np.asarray(a, dtype=float)
+            if a.size == 0:
+                return (float("nan"), float("nan"))
+            return (float(a.mean()), float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else float("nan"))
+
+        return dict(
+            label=self.label, lr=self.lr, batch_size=self.batch_size,
+            escaped_fraction=float(self.escaped.mean()),
+            median_escape_step=float(np.median(self.escape_step[self.escaped])) if self.escaped.any() else float("nan"),
+            top_overlap=ms(self.top_overlap), flat_share=ms(self.flat_share), rayleigh=ms(self.rayleigh),
+            theory_top=self.theory_top, theory_flat=self.theory_flat, theory_rayleigh=self.theory_rayleigh,
+            theory_growth=self.theory_growth,
+        )
+
+
+def _run_until_escape(land, theta0, theta_star, radius, u, lam, flat_mask, *, lr, batch_size, n_steps,
+                      replacement, seed, chunk):
+    """Simulate in chunks of ``chunk`` steps; a particle leaves the ensemble at its escape step, so
+    escaped particles are never integrated further (the linear model has no second basin: they
+    would grow without bound).  Each chunk uses its own SeedSequence child of ``seed``."""
+    m, d = theta0.shape
+    state = theta0.copy()
+    active = np.arange(m)
+    escaped = np.zeros(m, dtype=bool)
+    step = np.full(m, -1, dtype=np.int64)
+    w_esc = np.zeros((m, d))
+    diverged = np.zeros(m, dtype=bool)
+    done = 0
+    seeds = iter(seed.spawn(n_steps // chunk + 1))
+    while done < n_steps and active.size:
+        t = min(chunk, n_steps - done)
+        th0 = state[active]
+        if active.size == 1:
+            # work-around: sim.sgd (without replacement) fails on a block of a single particle
+            # (read-only permutation array); run a duplicate and discard it
+            th0 = np.repeat(th0, 2, axis=0)
+        res = simulate_sgd(land, lr=lr, batch_size=batch_size, n_steps=t, n_particles=th0.shape[0],
+                           theta0=th0, seed=next(seeds), record_every=1, n_threads=1,
+                           replacement=replacement)
+        if active.size == 1:
+            res.trajectory, res.final, res.diverged = res.trajectory[:, :1], res.final[:1], res.diverged[:1]
+        w = res.trajectory[1:] - theta_star  # (t, M_active, d): states after 1..t steps of the chunk
+        crossed = np.linalg.norm(w, axis=-1) > radius
+        hit = crossed.any(axis=0)
+        first = np.argmax(crossed, axis=0)
+        # a particle flagged diverged must have crossed first (its frozen states exceed the radius)
+        bad = res.diverged & ~hit
+        diverged[active[bad]] = True
+        idx = active[hit]
+        escaped[idx] = True
+        step[idx] = done + first[hit] + 1
+        w_esc[idx] = w[first[hit], np.nonzero(hit)[0]]
+        keep = ~hit & ~bad
+        state[active[keep]] = res.final[keep]
+        active = active[keep]
+        done += t
+    we = w_esc[escaped]
+    wh = we / np.linalg.norm(we, axis=1, keepdims=True)
+    proj2 = (wh @ u) ** 2
+    return (escaped, step, proj2[:, 0], proj2[:, flat_mask].sum(axis=1), proj2 @ lam / lam[0], proj2,
+            int(diverged.sum()))
+
+
+def run_escape_experiment(
+    *,
+    n_samples: int = 20,
+    dim: int = 40,
+    spike: float = 3.0,
+    lr_factor: float = 2.1,
+    sgd_lr_factors=(2.1, 1.8),
+    batch_size: int = 4,
+    n_particles: int = 400,
+    n_steps: int = 400,
+    perturbation: float = 1e-4,
+    escape_factor: float = 1e3,
+    replacement: bool = True,
+    chunk: int = 10,
+    problem_seed: int | None = 5,
+    seed: int = 0,
+) -> dict:
+    """Escape directions of GD vs SGD from an interpolating least-squares minimum.
+
+    GD runs at lr = ``lr_factor`` / lambda_1 (lr_factor > 2: unstable along u_1); SGD runs at each
+    lr = f / lambda_1 for f in ``sgd_lr_factors`` (f < 2 means GD would be stable: only the
+    noise makes SGD escape) with ``batch_size``, minibatches drawn with replacement by default
+    (i.i.d. batches: the setting of the exact second-moment theory; without replacement the
+    batches of one epoch are correlated and the one-step operator no longer composes).  GD is
+    simulated as S = N without replacement (every sample at every step).  Returns a dict with
+    ``problem`` info and a list ``results`` of :class:`EscapeResult` (GD first).
+    The data (hence the spectrum of G) are fixed by ``problem_seed`` (a fixed, documented test
+    problem; ``None``: drawn from ``seed``); ``seed`` drives the perturbations and minibatches.
+    The SGD overlaps depend on the spectrum: over 10 data draws (N = 20, d = 40, spike 3,
+    S = 4, lr lambda_1 = 1.8) the SGD mean squared overlap with u_1 ranged over 0.20-0.59, growing
+    with the gap lambda_1/lambda_2 (1.2 ... 2.8); GD's was 1.000 in all.  The default problem
+    (problem_seed = 5) has lambda_1/lambda_2 = 2.3: a clearly separated sharpest direction.
+    """
+    _checks.check_positive("lr_factor", lr_factor)
+    n_particles = _checks.check_int("n_particles", n_particles, minimum=2)
+    n_steps = _checks.check_int("n_steps", n_steps, minimum=1)
+    _checks.check_positive("perturbation", perturbation)
+    _checks.check_positive("escape_factor", escape_factor)
+    ss = np.random.SeedSequence(seed)
+    s_data, s_init, s_gd, *s_sgd = ss.spawn(3 + len(sgd_lr_factors))
+    land, theta_star = make_escape_problem(
+        n_samples=n_samples, dim=dim, spike=spike,
+        seed=int(s_data.generate_state(1)[0]) if problem_seed is None else problem_seed)
+    _checks.check_batch_size(batch_size, land.n_samples)
+    x = land.inputs
+    g = x.T @ x / land.n_samples
+    lam, u = np.linalg.eigh(g)
+    lam, u = lam[::-1].copy(), u[:, ::-1].copy()
+    curved = lam > 1e-10 * lam[0]
+    flat_mask = curved & (lam < np.median(lam[curved]))
+    rng = np.random.default_rng(s_init)
+    theta0 = theta_star + perturbation * rng.standard_normal((n_particles, land.dim)) / math.sqrt(land.dim)
+    radius = escape_factor * perturbation
+    results = []
+    runs = [("GD", lr_factor, land.n_samples, s_gd)] + [
+        ("SGD", f, batch_size, s) for f, s in zip(sgd_lr_factors, s_sgd)]
+    for label, f, bs, s in runs:
+        lr = f / lam[0]
+        is_gd = bs == land.n_samples
+        escaped, step, top, flat, ray, proj2, n_div = _run_until_escape(
+            land, theta0, theta_star, radius, u, lam, flat_mask, lr=lr, batch_size=bs, n_steps=n_steps,
+            replacement=False if is_gd else replacement, seed=s, chunk=chunk)
+        if is_gd:
+            th_top, th_flat, th_ray, growth = 1.0, 0.0, 1.0, float((1 - lr * lam[0]) ** 2)
+            fr = np.zeros(land.dim)
+            fr[0] = 1.0
+        else:
+            prof = ng.linear_sgd_escape_profile(x, lr=lr, batch_size=bs, replacement=replacement)
+            fr = prof.fractions
+            th_top, th_flat = float(fr[0]), float(fr[flat_mask].sum())
+            th_ray, growth = float(fr @ lam / lam[0]), prof.growth
+        results.append(EscapeResult(
+            label=f"{label} (lr*lambda1={f:g}, S={bs})", lr=float(lr), batch_size=int(bs),
+            escaped=escaped, escape_step=step, top_overlap=top, flat_share=flat, rayleigh=ray,
+            theory_top=th_top, theory_flat=th_flat, theory_rayleigh=th_ray, theory_growth=growth,
+            proj2_mean=proj2.mean(axis=0), proj2_se=proj2.std(axis=0, ddof=1) / math.sqrt(max(proj2.shape[0], 1)),
+            theory_fractions=np.asarray(fr, dtype=float),
+            n_diverged=n_div))
+    problem = dict(n_samples=land.n_samples, dim=land.dim, spike=spike, eigvals=lam,
+                   n_flat=int(flat_mask.sum()), n_curved=int(curved.sum()), radius=radius,
+                   perturbation=perturbation)
+    return dict(problem=problem, results=results)
+
+
+def run_second_moment_check(
+    *,
+    n_samples: int = 12,
+    dim: int = 20,
+    spike: float = 3.0,
+    lr_factor: float = 1.5,
+    batch_size: int = 3,
+    n_steps: int = 2,
+    n_particles: int = 20000,
+    seed: int = 0,
+) -> dict:
+    """Simulated second moments of SGD vs the exact operator (the theory behind the escape mode).
+
+    Starts at theta* + w0 with w0 ~ N(0, I) (so E w0 w0^T = I), runs ``n_steps`` of SGD with
+    i.i.d. minibatches (with replacement) and returns measured E||w_t||^2 and E(u_1^T w_t)^2,
+    their standard errors, the exact prediction Op^t I and the noise-free (GD) prediction
+    (I - lr G)^t (I - lr G)^t.  n_steps is kept small: the squared norm of a product of random
+    matrices develops heavy tails with t, which makes sample standard errors unreliable.
+    """
+    ss = np.random.SeedSequence(seed)
+    s_data, s_init, s_run = ss.spawn(3)
+    land, theta_star = make_escape_problem(n_samples=n_samples, dim=dim, spike=spike,
+                                           seed=int(s_data.generate_state(1)[0]))
+    x = land.inputs
+    g = x.T @ x / land.n_samples
+    lam, u = np.linalg.eigh(g)
+    u1 = u[:, -1]
+    lr = lr_factor / lam[-1]
+    w0 = np.random.default_rng(s_init).standard_normal((n_particles, land.dim))
+    res = simulate_sgd(land, lr=lr, batch_size=batch_size, n_steps=n_steps, n_particles=n_particles,
+                       theta0=theta_star + w0, seed=s_run, replacement=True, n_threads=1)
+    ok = ~res.diverged
+    w = res.final[ok] - theta_star
+    stats = [np.sum(w * w, axis=1), (w @ u1) ** 2]
+    op = ng.linear_sgd_second_moment_operator(x, lr=lr, batch_size=batch_size, replacement=True)
+    mt = np.eye(land.dim).ravel()
+    for _ in range(n_steps):
+        mt = op @ mt
+    mt = mt.reshape(land.dim, land.dim)
+    a = np.linalg.matrix_power(np.eye(land.dim) - lr * g, n_steps)
+    m_gd = a @ a.T
+    return dict(
+        measured=np.array([st.mean() for st in stats]),
+        stderr=np.array([st.std(ddof=1) / math.sqrt(st.size) for st in stats]),
+        predicted=np.array([np.trace(mt), u1 @ mt @ u1]),
+        predicted_noise_free=np.array([np.trace(m_gd), u1 @ m_gd @ u1]),
+        n_diverged=int(res.n_diverged), lr=float(lr), lambda_max=float(lam[-1]),
+    )
+
+
+# ============================================================================ (b) landscape
+@numba.njit(nogil=True, cache=True)
+def _sfv_a(s, a_sharp, a_flat, kappa):
+    sg = 1.0 / (1.0 + math.exp(kappa * s))  # sigma(-kappa s)
+    da = a_sharp - a_flat
+    a = a_flat + da * sg
+    a1 = -kappa * da * sg * (1.0 - sg)
+    return a, a1
+
+
+@numba.njit(nogil=True, cache=True)
+def _sfv_residual(theta, row, k, a):
+    r = 0.0
+    for j in range(k):
+        r += row[j] * theta[1 + j]
+    s = theta[0]
+    return a * r + row[k] * 0.5 * (s * s - 1.0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _sfv_add_grad(theta, row, k, a, a1, scale, out):
+    xz = 0.0
+    for j in range(k):
+        xz += row[j] * theta[1 + j]
+    s = theta[0]
+    r = a * xz + row[k] * 0.5 * (s * s - 1.0)
+    out[0] += scale * r * (a1 * xz + row[k] * s)
+    for j in range(k):
+        out[1 + j] += scale * r * a * row[j]
+
+
+@numba.njit(nogil=True, cache=True)
+def _sfv_value(theta, params):
+    # params = [l2, N, k, a_sharp, a_flat, kappa, data (N*(k+1))]
+    N = int(params[1])
+    k = int(params[2])
+    a, _ = _sfv_a(theta[0], params[3], params[4], params[5])
+    v = 0.0
+    for n in range(N):
+        row = params[6 + n * (k + 1): 6 + (n + 1) * (k + 1)]
+        r = _sfv_residual(theta, row, k, a)
+        v += 0.5 * r * r
+    v /= N
+    for i in range(theta.shape[0]):
+        v += params[0] * theta[i] * theta[i]
+    return v
+
+
+@numba.njit(nogil=True, cache=True)
+def _sfv_grad(theta, params, out):
+    N = int(params[1])
+    k = int(params[2])
+    a, a1 = _sfv_a(theta[0], params[3], params[4], params[5])
+    for i in range(theta.shape[0]):
+        out[i] = 2.0 * params[0] * theta[i]
+    for n in range(N):
+        row = params[6 + n * (k + 1): 6 + (n + 1) * (k + 1)]
+        _sfv_add_grad(theta, row, k, a, a1, 1.0 / N, out)
+
+
+@numba.njit(nogil=True, cache=True)
+def _sfv_batch_grad(theta, params, data, idx, out):
+    k = int(params[2])
+    a, a1 = _sfv_a(theta[0], params[3], params[4], params[5])
+    S = idx.shape[0]
+    for i in range(theta.shape[0]):
+        out[i] = 2.0 * params[0] * theta[i]
+    for t in range(S):
+        _sfv_add_grad(theta, data[idx[t]], k, a, a1, 1.0 / S, out)
+
+
+@numba.njit(nogil=True, cache=True)
+def _sfv_noise_cov(theta, params, data, out):
+    N = data.shape[0]
+    k = int(params[2])
+    D = theta.shape[0]
+    a, a1 = _sfv_a(theta[0], params[3], params[4], params[5])
+    mean = np.zeros(D)
+    g = np.zeros(D)
+    for i in range(D):
+        for j in range(D):
+            out[i, j] = 0.0
+    for n in range(N):
+        for i in range(D):
+            g[i] = 0.0
+        _sfv_add_grad(theta, data[n], k, a, a1, 1.0, g)
+        for i in range(D):
+            mean[i] += g[i] / N
+            for j in range(D):
+                out[i, j] += g[i] * g[j] / N
+    for i in range(D):
+        for j in range(D):
+            out[i, j] -= mean[i] * mean[j]
+
+
+class SharpFlatValley(FiniteSumLandscape):
+    """Interpolating finite sum with a sharp and a flat global minimum joined by a flat coordinate.
+
+    theta = (s, z) in R x R^k; per-sample residual and loss
+
+        r_i(theta) = a(s) x_i^T z + b_i (s^2 - 1)/2,      l_i = r_i^2 / 2 (+ tau ||theta||^2),
+        a(s) = a_flat + (a_sharp - a_flat) / (1 + exp(kappa s)),
+
+    with data rows (x_i, b_i), x_i ~ N(0, I_k), b_i ~ N(0, b_scale^2).  For N > k + 1 the global
+    minima (L = 0) are A = (-1, 0) and B = (+1, 0): at A the transverse curvature is ~ a_sharp^2
+    (sharp), at B ~ a_flat^2 (flat); the direction s joining them has curvature E b^2 s^2 (small).
+    The noise is that of a square loss at interpolation: Sigma_1 ~ 2L G near the minima
+    (aligned, vanishing at the minima).  Kernels follow :mod:`theory.landscapes`.
+    """
+
+    def __init__(self, *, n_samples: int = 40, k: int = 5, a_sharp: float = 2.5, a_flat: float = 1.0,
+                 kappa: float = 4.0, b_scale: float = 0.5, seed: int = 0, l2: float = 0.0):
+        n = _checks.check_int("n_samples", n_samples, minimum=2)
+        k = _checks.check_int("k", k, minimum=1)
+        if n <= k + 1:
+            raise ValueError(f"n_samples must be > k + 1 = {k + 1} for strict minima, got {n}")
+        _checks.check_positive("a_sharp", a_sharp)
+        _checks.check_positive("a_flat", a_flat)
+        _checks.check_positive("kappa", kappa)
+        _checks.check_positive("b_scale", b_scale)
+        super().__init__(k + 1, l2)
+        rng = np.random.default_rng(np.random.SeedSequence(seed))
+        x = rng.standard_normal((n, k))
+        b = b_scale * rng.standard_normal(n)
+        self.n_samples, self.k = n, k
+        self.a_sharp, self.a_flat, self.kappa = float(a_sharp), float(a_flat), float(kappa)
+        self.data = np.ascontiguousarray(np.column_stack([x, b]))
+        self.params = np.concatenate([[self.l2, n, k, self.a_sharp, self.a_flat, self.kappa], self.data.ravel()])
+
+    # ---- numpy model ----------------------------------------------------------------------
+    def _a(self, s):
+        sg = 1.0 / (1.0 + np.exp(self.kappa * s))
+        da = self.a_sharp - self.a_flat
+        return (self.a_flat + da * sg, -self.kappa * da * sg * (1 - sg),
+                self.kappa**2 * da * sg * (1 - sg) * (1 - 2 * sg))
+
+    def _parts(self, th):
+        x, b = self.data[:, :-1], self.data[:, -1]
+        s, z = th[:, 0], th[:, 1:]
+        a, a1, a2 = self._a(s)
+        xz = z @ x.T  # (n, N)
+        r = a[:, None] * xz + b[None, :] * 0.5 * (s[:, None] ** 2 - 1.0)
+        return x, b, s, a, a1, a2, xz, r
+
+    def _sample_losses(self, th):
+        return 0.5 * self._parts(th)[-1] ** 2
+
+    def _jac(self, th):
+        x, b, s, a, a1, a2, xz, r = self._parts(th)
+        js = a1[:, None] * xz + b[None, :] * s[:, None]  # (n, N)
+        jz = a[:, None, None] * x[None, :, :]             # (n, N, k)
+        return np.concatenate([js[:, :, None], jz], axis=2), r
+
+    def _sample_gradients(self, th):
+        j, r = self._jac(th)
+        return r[:, :, None] * j
+
+    def _hessian(self, th):
+        x, b, s, a, a1, a2, xz, r = self._parts(th)
+        j, _ = self._jac(th)
+        n = self.n_samples
+        h = np.einsum("msi,msj->mij", j, j) / n
+        h[:, 0, 0] += np.mean(r * (a2[:, None] * xz + b[None, :]), axis=1)
+        cross = a1[:, None] * (r @ x) / n  # (m, k): (1/N) sum r_i a'(s) x_i
+        h[:, 0, 1:] += cross
+        h[:, 1:, 0] += cross
+        return 0.5 * (h + np.swapaxes(h, -1, -2))
+
+    def gauss_newton(self, theta):
+        flat, batch = self._flatten(theta)
+        j, _ = self._jac(flat)
+        g = np.einsum("msi,msj->mij", j, j) / self.n_samples
+        return g.reshape(batch + (self.dim, self.dim))
+
+    def _minimum_guesses(self):
+        return np.array([np.r_[-1.0, np.zeros(self.k)], np.r_[1.0, np.zeros(self.k)]])
+
+    def basin_index(self, theta, **kw):
+        """0 = sharp minimum A (s = -1), 1 = flat minimum B (s = +1); gradient-flow basins."""
+        return super().basin_index(theta, **kw)
+
+    @property
+    def kernels(self) -> Kernels:
+        return Kernels(_sfv_value, _sfv_grad, _sfv_batch_grad, _sfv_noise_cov)
+
+    def __repr__(self) -> str:
+        return (f"SharpFlatValley(N={self.n_samples}, k={self.k}, a_sharp={self.a_sharp}, "
+                f"a_flat={self.a_flat}, kappa={self.kappa}, l2={self.l2})")
+
+
+# ============================================================================ (b) cyclical LR
+def triangular_schedule(n_steps: int, *, lr_low: float, lr_high: float, period: int) -> np.ndarray:
+    """Triangular cyclical LR: lr_low -> lr_high -> lr_low every ``period`` steps (mean (low+high)/2
+    over whole cycles); the sequence starts and, for n_steps a multiple of period, ends at lr_low."""
+    n_steps = _checks.check_int("n_steps", n_steps, minimum=1)
+    period = _checks.check_int("period", period, minimum=2)
+    _checks.check_positive("lr_low", lr_low)
+    _checks.check_positive("lr_high", lr_high)
+    if lr_high < lr_low:
+        raise ValueError(f"lr_high must be >= lr_low = {lr_low}, got {lr_high}")
+    phase = (np.arange(n_steps) % period) / period
+    tri = 1.0 - np.abs(2.0 * phase - 1.0)
+    return lr_low + (lr_high - lr_low) * tri
+
+
+@dataclass
+class CyclicalResult:
+    label: str
+    schedule: str
+    batch_size: int
+    lr_mean: float
+    lr_max: float
+    basin: np.ndarray           # (M_ok,) 0 = sharp A, 1 = flat B
+    sharpness: np.ndarray       # (M_ok,) lambda_max(H) at the final point
+    trace: np.ndarray           # (M_ok,) Tr H at the final point
+    n_diverged: int
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        n = self.basin.size
+
+        def ms(a):
+            return (float(np.mean(a)), float(np.std(a, ddof=1) / math.sqrt(a.size))) if a.size > 1 else (float("nan"),) * 2
+
+        p = float(np.mean(self.basin == 1)) if n else float("nan")
+        return dict(label=self.label, schedule=self.schedule, batch_size=self.batch_size, lr_mean=self.lr_mean,
+                    lr_max=self.lr_max, n_ok=n, n_diverged=self.n_diverged, flat_fraction=p,
+                    flat_fraction_se=math.sqrt(max(p * (1 - p), 1e-12) / max(n, 1)),
+                    sharpness=ms(self.sharpness), trace=ms(self.trace))
+
+
+def run_cyclical_experiment(
+    *,
+    lr_mean_factor: float = 1.4,
+    lr_low_factor: float = 0.47,
+    period: int = 100,
+    n_cycles: int = 20,
+    batch_size: int = 4,
+    n_particles: int = 200,
+    perturbation: float = 1e-3,
+    include_gd: bool = True,
+    include_peak: bool = False,
+    landscape_kwargs: dict | None = None,
+    landscape_seed: int = 2,
+    seed: int = 0,
+) -> dict:
+    """Constant vs cyclical LR (same mean) from the sharp minimum A of :class:`SharpFlatValley`.
+
+    Learning rates are set relative to the sharp minimum's top curvature lambda_A:
+    lr_mean = lr_mean_factor / lambda_A (default 1.4: GD-stable at A), lr_low = lr_low_factor / lambda_A,
+    lr_high = 2 lr_mean - lr_low (default 2.33 / lambda_A: GD-unstable at A, stable at B).
+    n_steps = period * n_cycles (the cyclical run ends at lr_low).
+    The landscape (its data) is fixed by ``landscape_seed`` (a fixed test problem); ``seed`` drives
+    the initial perturbations and the minibatch draws.  The outcome depends on the landscape draw
+    (e.g. with other data the constant-LR arm can also escape by noise alone), which is why the
+    test problem is fixed and documented rather than redrawn per run.
+    Returns dict(problem=..., results=[CyclicalResult, ...]) with arms
+    SGD-constant, SGD-cyclical, (``include_gd``) GD-constant, GD-cyclical and (``include_peak``)
+    SGD at the constant peak rate lr_high (the "same peak" comparison).
+    """
+    _checks.check_positive("lr_mean_factor", lr_mean_factor)
+    _checks.check_positive("lr_low_factor", lr_low_factor)
+    if lr_low_factor >= lr_mean_factor:
+        raise ValueError(f"lr_low_factor must be < lr_mean_factor = {lr_mean_factor}, got {lr_low_factor}")
+    n_cycles = _checks.check_int("n_cycles", n_cycles, minimum=1)
+    n_particles = _checks.check_int("n_particles", n_particles, minimum=2)
+    _checks.check_positive("perturbation", perturbation)
+    ss = np.random.SeedSequence(seed)
+    s_land, s_init, *s_runs = ss.spawn(7)
+    land = SharpFlatValley(**(landscape_kwargs or {}), seed=landscape_seed)
+    _checks.check_batch_size(batch_size, land.n_samples)
+    mins = land.minima()
+    sharp_min = mins[0]  # sorted by location: s = -1 first
+    lam_a = float(sharp_min.eigenvalues[-1])
+    lam_b = float(mins[1].eigenvalues[-1])
+    n_steps = period * n_cycles
+    lr_mean = lr_mean_factor / lam_a
+    lr_low = lr_low_factor / lam_a
+    lr_high = 2.0 * lr_mean - lr_low
+    sched = triangular_schedule(n_steps, lr_low=lr_low, lr_high=lr_high, period=period)
+    rng = np.random.default_rng(s_init)
+    theta0 = sharp_min.location + perturbation * rng.standard_normal((n_particles, land.dim))
+    arms = [("SGD", "constant", batch_size), ("SGD", "cyclical", batch_size)]
+    if include_gd:
+        arms += [("GD", "constant", land.n_samples), ("GD", "cyclical", land.n_samples)]
+    if include_peak:
+        arms += [("SGD", "constant-peak", batch_size)]
+    results = []
+    for (opt, kind, bs), s in zip(arms, s_runs):
+        if kind == "constant":
+            kw = dict(lr=lr_mean)
+        elif kind == "constant-peak":
+            kw = dict(lr=lr_high)
+        else:
+            kw = dict(lr_schedule=sched)
+        res = simulate_sgd(land, batch_size=bs, n_steps=n_steps, n_particles=n_particles, theta0=theta0,
+                           seed=s, n_threads=1, divergence_bound=1e3, **kw)
+        fin = res.finite()
+        if fin.shape[0]:
+            basin = np.asarray(land.basin_index(fin), dtype=np.int64).reshape(-1)
+            eig = np.linalg.eigvalsh(land.hessian(fin))
+            sharp, tr = eig[:, -1], eig.sum(axis=1)
+        else:
+            basin = np.zeros(0, dtype=np.int64)
+            sharp = tr = np.zeros(0)
+        results.append(CyclicalResult(
+            label=f"{opt} {kind}", schedule=kind, batch_size=int(bs),
+            lr_mean=float(lr_high if kind == "constant-peak" else lr_mean),
+            lr_max=float(lr_mean if kind == "constant" else lr_high), basin=basin, sharpness=sharp,
+            trace=tr, n_diverged=int(res.n_diverged)))
+    problem = dict(landscape=repr(land), lambda_max_sharp=lam_a, lambda_max_flat=lam_b,
+                   stability_sharp=2.0 / lam_a, stability_flat=2.0 / lam_b, lr_high=lr_high,
+                   lr_low=lr_low, lr_mean=lr_mean, n_steps=n_steps, period=period,
+                   hessian_sharp=sharp_min.hessian, hessian_flat=mins[1].hessian)
+    return dict(problem=problem, results=results)
