@@ -131,7 +131,7 @@ def simulate_sgd(
     def init_block(nb, rng):
         if replacement:
             return (np.zeros((1, 1), dtype=perm_dtype), np.zeros(1, dtype=np.int64))
-        perm = np.ascontiguousarray(np.broadcast_to(np.arange(N, dtype=perm_dtype), (nb, N)))
+        perm = np.tile(np.arange(N, dtype=perm_dtype), (nb, 1))  # writable even when nb == 1
         pos = np.full(nb, N, dtype=np.int64)  # forces a new epoch at the first step
         return (perm, pos)
 

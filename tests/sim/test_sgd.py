@@ -190,3 +190,13 @@ def test_full_batch_heavy_ball_is_deterministic_gd():
         expect.append(th.copy())
     np.testing.assert_allclose(res.trajectory[:, :, 0], np.array(expect), rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.final_velocity[:, 0], v, rtol=0, atol=1e-12)
+
+
+def test_single_particle_without_replacement_runs():
+    """Regression: a block of one particle used to get a read-only permutation array."""
+    from theory.landscapes import IsotropicNoiseFiniteSum, QuarticDoubleWell
+    from sim.sgd import simulate_sgd
+
+    land = IsotropicNoiseFiniteSum(QuarticDoubleWell(0.1), 100, 1.0)
+    res = simulate_sgd(land, lr=0.05, batch_size=5, n_steps=100, n_particles=1, theta0=0.0, seed=0)
+    assert res.final.shape == (1, 1) and np.all(np.isfinite(res.final))
