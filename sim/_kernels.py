@@ -469,7 +469,8 @@ def sgd_kernel(batch_grad, inline: bool = True, replacement: bool = False, momen
                 th[k] = x[i, k]
                 if MOM:
                     vl[k] = v[i, k]
-            p = pos[i]
+            # with replacement there is no permutation: perm/pos are 1-element placeholders
+            p = 0 if REPL else pos[i]
             for t in range(t0, t1):
                 eta = lr_arr[t]
                 S = bs_arr[t]
@@ -524,7 +525,8 @@ def sgd_kernel(batch_grad, inline: bool = True, replacement: bool = False, momen
                     s_done = t + 1
                     if s_done >= burn and (s_done - burn) % every == 0:
                         _hist_add(th, hist_mode, hd0, hd1, e0, e1, uni0, uni1, inv0, inv1, hist, hist_out, hmom)
-            pos[i] = p
+            if not REPL:
+                pos[i] = p
             for k in range(d):
                 x[i, k] = th[k]
                 if MOM:

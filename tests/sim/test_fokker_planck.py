@@ -451,3 +451,18 @@ def test_bad_inputs():
         evolve(land, grid, np.ones(600), times=[2.0, 1.0], **kw)
     with pytest.raises(ValueError, match="dt"):
         evolve(land, grid, np.ones(600), times=[1.0], dt=0.0, **kw)
+
+
+def test_1d_default_is_exact_at_high_barrier():
+    """ΔL/T = 100: the generator is ill-conditioned (gap ~e^−100) and a linear solve loses the
+    small basin; the default 1-D method (zero-flux closed form in logs) keeps it.  Reference:
+    Gibbs quadrature; tolerance 1e-3 relative ≫ the O(h²) drift-form error at 4,000 cells."""
+    from theory.landscapes import double_well_1d
+    from theory.minima import basin_probabilities
+    from sim.fokker_planck import make_grid, solve_stationary
+
+    land = double_well_1d(0.0, 1.0, 0.1, 4.0)
+    kw = dict(lr=0.05, batch_size=5, sigma2=2.0)  # T = 0.01, barrier ≈ 1
+    exact = basin_probabilities(land, **kw)
+    sol = solve_stationary(land, make_grid(land, 4000, **kw), **kw)
+    assert sol.basin_masses(land)[1] == pytest.approx(exact[1], rel=1e-3)
