@@ -394,7 +394,9 @@ def measure_model(model: nn.Module, data: data_mod.DeviceData, spec: dict) -> di
 
     ``spec`` keys: ``samples`` (training subset, default 1024), ``seed``, and any of
     ``hessian_norm_fd``, ``hessian_top_eigenvalue``, ``hessian_trace_hutchinson`` mapped to a
-    dict of keyword arguments. Convention: the model is in eval mode (BN uses running
+    dict of keyword arguments, and ``alignment`` (noise-geometry metrics of
+    :func:`nets.geometry.alignment_metrics` with the cross-entropy Gauss–Newton matrix, on the first
+    ``alignment["samples"]`` (default 128) points of the subset). Convention: the model is in eval mode (BN uses running
     statistics), so the loss is a fixed function of the parameters. Failures are recorded as
     ``{"error": ...}`` and never stop the run.
     """
@@ -420,6 +422,17 @@ def measure_model(model: nn.Module, data: data_mod.DeviceData, spec: dict) -> di
             res[name] = _to_jsonable(val)
         except Exception as exc:
             res[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    if "alignment" in spec:
+        # noise geometry (Wang & Wu 2023) on a subset: per-sample gradients are (n, p) in float64
+        kw = dict(spec.get("alignment") or {})
+        n_align = min(int(kw.pop("samples", 128)), x.shape[0])
+        try:
+            from .geometry import alignment_metrics
+
+            val = alignment_metrics(model, x[:n_align], y[:n_align], loss="ce", **kw)
+            res["alignment"] = _to_jsonable(val)
+        except Exception as exc:
+            res["alignment"] = {"error": f"{type(exc).__name__}: {exc}"}
     model.train(was)
     return res
 

@@ -137,6 +137,54 @@ def analyse_sharpness_grid(exp, out: Path, *, acc_sign: Optional[int] = 1, split
     return statements
 
 
+def _alignment_series(r):
+    """(epochs, cosine, mu) of the alignment metrics tracked over training plus the final one."""
+    pts = [(t["epoch"], t["alignment"]) for t in r.get("history", {}).get("tracked", []) if "alignment" in t]
+    fin = (r.get("measurements") or {}).get("alignment")
+    if fin is not None:
+        pts.append((len(r.get("history", {}).get("train_loss", [])) or len(pts) + 1, fin))
+    pts = [(e, a) for e, a in pts if isinstance(a, dict) and "cosine" in a]
+    return (np.array([e for e, _ in pts], dtype=float), np.array([a["cosine"] for _, a in pts], dtype=float),
+            np.array([a["mu"] for _, a in pts], dtype=float))
+
+
+def analyse_alignment(exp, out: Path) -> list[dict]:
+    """Noise geometry on the fig1 networks: alignment of the SGD noise covariance Σ₁ with the
+    Gauss–Newton matrix G over training, for each η/S (Wang & Wu 2023: the alignment stays bounded
+    away from zero).  Cross-entropy networks: the scale-free cosine Tr(Σ₁G)/(‖Σ₁‖_F‖G‖_F) is the
+    number to read; μ uses the square-loss normalisation 2L (see nets.geometry)."""
+    plt = _plt()
+    comp = _completed(exp)
+    series = {k: _alignment_series(r) for k, r in comp.items()}
+    series = {k: v for k, v in series.items() if v[0].size}
+    if not series:
+        return [dict(statement="no alignment measurements in these results")]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    cmap = plt.get_cmap("viridis")
+    noises = {k: _noise(comp[k]) for k in series}
+    lo, hi = np.log(min(noises.values())), np.log(max(noises.values()))
+    for k, (ep, cos, mu) in sorted(series.items(), key=lambda kv: noises[kv[0]]):
+        c = cmap(0.0 if hi == lo else (np.log(noises[k]) - lo) / (hi - lo))
+        ax[0].plot(ep, cos, "o-", color=c, label=f"η/S = {noises[k]:.2g}")
+        ax[1].plot(ep, mu, "o-", color=c)
+    ax[0].set(xlabel="epoch", ylabel="cosine(Σ₁, G)", title=f"{exp['name']}: noise–curvature alignment", ylim=(0, 1))
+    ax[1].set(xlabel="epoch", ylabel="μ = Tr(Σ₁G)/(2L‖G‖²_F)", title="average alignment (square-loss normalisation)",
+              yscale="log")
+    ax[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{exp['name']}_alignment.png", dpi=120)
+    plt.close(fig)
+    final_cos = np.array([v[1][-1] for v in series.values()])
+    n = np.array([noises[k] for k in series])
+    st = [dict(statement=(f"final cosine alignment of the noise with G over {final_cos.size} runs: "
+                          f"min {final_cos.min():.3f}, median {np.median(final_cos):.3f} "
+                          f"(theory: bounded away from zero)"), min=float(final_cos.min()),
+               median=float(np.median(final_cos)), verdict="consistent" if final_cos.min() > 0.05 else "inconsistent")]
+    if final_cos.size >= 3:
+        st.append(_corr_statement("final cosine alignment, log eta/S", *spearman(np.log(n), final_cos), None))
+    return st
+
+
 def _rise(entry, split="train"):
     al = np.asarray(entry["alphas"], float)
     loss = np.asarray(entry[split]["loss"], float)
@@ -349,7 +397,7 @@ def analyse_table1(exp, out: Path) -> list[dict]:
 
 
 ANALYSES = {
-    "fig1": lambda e, o: analyse_sharpness_grid(e, o),
+    "fig1": lambda e, o: analyse_sharpness_grid(e, o) + analyse_alignment(e, o),
     "fig8": lambda e, o: analyse_sharpness_grid(e, o, acc_sign=None),   # paper: an optimum, not monotone
     "fig9": lambda e, o: analyse_sharpness_grid(e, o, split_by="prefix"),
     "fig2": analyse_interpolation,

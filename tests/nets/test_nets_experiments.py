@@ -67,6 +67,24 @@ def test_validation_figures_and_statements(quick_results, tmp_path):
         assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 1000
         assert rep["statements"] and not rep.get("error")
     assert any("Spearman" in s["statement"] for s in report["fig1"]["statements"])
+    # noise geometry over training on the fig1 networks (issue 6): tracked and final alignment
+    assert (tmp_path / "figs" / "fig1_alignment.png").stat().st_size > 1000
+    assert any("cosine alignment" in s["statement"] for s in report["fig1"]["statements"])
+
+
+def test_fig1_tracks_alignment_over_training(quick_results):
+    out_dir, _ = quick_results
+    for run in (out_dir / "fig1" / "runs").iterdir():
+        res = json.loads((run / RESULT).read_text())
+        if res["status"] != "completed":
+            continue
+        final = res["measurements"]["alignment"]
+        tracked = [t["alignment"] for t in res["history"]["tracked"]]
+        assert tracked, "alignment must be measured during training too"
+        for a in tracked + [final]:
+            assert "error" not in a, a
+            # a cosine of PSD matrices lies in [0, 1]; μ and its parts are finite and positive
+            assert 0.0 <= a["cosine"] <= 1.0 + 1e-9 and a["mu"] > 0 and a["gn_frobenius_sq"] > 0
 
 
 def test_spearman_statement_signs():
