@@ -14,8 +14,8 @@ Independent computations lined up (each stated where used):
 
 * exact minibatch SGD ensembles (``sim.sgd.simulate_sgd``);
 * the exact law of the *discrete SGD chain itself* in 1-D, propagated by its transfer operator
-  P(x → y) = N(y; x − ηL'(x), η²σ²/S) on a fine grid (:func:`chain_operator`, helper of this
-  module): the exact finite-time and stationary law at finite η (the discretisation bias);
+  P(x → y) = N(y; x − ηL'(x), η²σ²/S) on a fine grid (:class:`sim.chain.EulerChain1D`): the exact
+  finite-time and stationary law at finite η (the discretisation bias);
 * the Fokker–Planck equation of the SDE (eq. 5, ``sim.fokker_planck``) and direct quadrature of
   the Gibbs density (``theory.minima.basin_probabilities``);
 * exact discrete-time second moments on a quadratic (``theory.discrete`` and, for sampling
@@ -32,16 +32,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from scipy import special, stats
 
 from theory import discrete as tdiscrete
 from theory import minima as tminima
+from sim.chain import EulerChain1D
 from theory.landscapes import IsotropicNoiseFiniteSum, Quadratic, QuarticDoubleWell
 from validation.core import Context, register
 
-__all__ = ["chain_operator", "chain_stationary", "rr_variance", "z_bonferroni"]
+__all__ = ["rr_variance", "z_bonferroni"]
 
 # ---------------------------------------------------------------------------------------------
 # Common setting: the tilted quartic double well L = (x² − 1)²/4 + 0.1x with isotropic per-sample
@@ -114,76 +113,6 @@ def _traj_1d(res) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 def _edges(low=BOX[0], high=BOX[1], n_cells=CHAIN_CELLS):
     return np.linspace(low, high, n_cells + 1)
-
-
-def chain_operator(landscape, *, lr, step_sd, edges) -> sp.csr_matrix:
-    """Row-stochastic transfer matrix of the 1-D chain x' = x − ηL'(x) + s·ξ, ξ ~ N(0, 1), s = ``step_sd``
-    (= η σ/√S for minibatch SGD with i.i.d. minibatches of per-sample variance σ²), on the cells of
-    ``edges``: P[i, j] = P(x' ∈ cell j | x = centre i), the Gaussian integrated over cell j.
-    Mass leaving the box is renormalised away (the box holds the law up to ~1e-7).
-    Error vs the continuous-state chain: O(h²) (midpoint rule in the source cell)."""
-    x = 0.5 * (edges[1:] + edges[:-1])
-    h = edges[1] - edges[0]
-    n = x.size
-    mean = x - lr * np.asarray(landscape.gradient(x), dtype=float)
-    width = int(math.ceil(8.0 * step_sd / h)) + 1
-    j0 = np.floor((mean - edges[0]) / h).astype(np.int64)
-    rows, cols, vals = [], [], []
-    for off in range(-width, width + 1):
-        j = j0 + off
-        ok = (j >= 0) & (j < n)
-        lo = (edges[j[ok]] - mean[ok]) / step_sd
-        hi = (edges[j[ok] + 1] - mean[ok]) / step_sd
-        rows.append(np.nonzero(ok)[0])
-        cols.append(j[ok])
-        vals.append(special.ndtr(hi) - special.ndtr(lo))
-    P = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    rs = np.asarray(P.sum(axis=1)).ravel()
-    rs[rs <= 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / rs) @ P)
-
-
-def chain_stationary(P: sp.csr_matrix) -> np.ndarray:
-    """Stationary cell masses π = πP (one sparse solve, the most probable cell pinned)."""
-    n = P.shape[0]
-    # start from a few powers to find the mode, then pin it
-    A = (P.T - sp.identity(n, format="csr")).tolil()
-    p = np.full(n, 1.0 / n)
-    PT = P.T.tocsr()
-    for _ in range(200):
-        p = PT @ p
-    k = int(np.argmax(p))
-    A[k, :] = 0.0
-    A[k, k] = 1.0
-    b = np.zeros(n)
-    b[k] = 1.0
-    pi = spla.spsolve(A.tocsc(), b)
-    pi = np.maximum(pi, 0.0)
-    return pi / pi.sum()
-
-
-def chain_evolve(P, p0, n_steps: int, record_steps=None):
-    """Cell masses after each step in ``record_steps`` (sorted, ≤ n_steps) starting from ``p0``."""
-    PT = P.T.tocsr()
-    p = np.asarray(p0, dtype=float).copy()
-    if record_steps is None:
-        for _ in range(int(n_steps)):
-            p = PT @ p
-        return p
-    rec = np.asarray(record_steps, dtype=np.int64)
-    out = np.empty((rec.size, p.size))
-    k = 0
-    r = 0
-    while r < rec.size and rec[r] == 0:
-        out[r] = p
-        r += 1
-    while r < rec.size:
-        p = PT @ p
-        k += 1
-        while r < rec.size and rec[r] == k:
-            out[r] = p
-            r += 1
-    return out
 
 
 def _gibbs_cells(landscape, edges, temp):
@@ -313,8 +242,8 @@ def only_ratio_matters(ctx: Context) -> None:
         res = _sgd(land, lr=lr, batch_size=S, n_steps=n_steps, n_particles=M, theta0=theta0,
                    seed=ctx.seed_for(tag))
         x = res.finite()[:, 0]
-        P = chain_operator(base, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S), edges=edges)
-        pc = chain_evolve(P, p0, n_steps)
+        P = EulerChain1D(base, edges, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S))
+        pc = P.evolve(p0, n_steps)
         pA = float(np.mean(base.basin_index(x) == 0))
         L = np.asarray(base.value(x), dtype=float)
         return dict(lr=lr, S=S, n_steps=n_steps, div=res.n_diverged, pA=pA, EL=float(L.mean()),
@@ -651,10 +580,10 @@ def breaking_point(ctx: Context) -> None:
         res = _sgd(land, lr=lr, batch_size=S, n_steps=n_st, n_particles=Mw, theta0=theta0,
                    seed=ctx.seed_for(f"dw/{b}"))
         x = res.finite()[:, 0]
-        P = chain_operator(base, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S), edges=edges)
-        pc = chain_evolve(P, p0, n_st)
+        P = EulerChain1D(base, edges, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S))
+        pc = P.evolve(p0, n_st)
         dw.append(dict(beta=b, pA=float(np.mean(base.basin_index(x) == 0)), m=x.size, div=res.n_diverged,
-                       chain=float(pc[in_a].sum()), chain_stat=float(chain_stationary(P)[in_a].sum())))
+                       chain=float(pc[in_a].sum()), chain_stat=float(P.stationary()[in_a].sum())))
     pA_dw = np.array([d["pA"] for d in dw])
     se_dw = _binom_se([d["chain"] for d in dw], np.array([d["m"] for d in dw]))
     zd = z_bonferroni(len(dw))
@@ -775,8 +704,8 @@ def rescaled_time(ctx: Context) -> None:
                    seed=ctx.seed_for(f"beta/{b}"), record_every=rec)
         occ, m_ok, el, el_se = _curves(base, res)
         steps = np.asarray(res.record_steps)
-        P = chain_operator(base, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S), edges=edges)
-        pc = chain_evolve(P, p_start, n_steps, steps)
+        P = EulerChain1D(base, edges, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S))
+        pc = P.evolve(p_start, n_steps, steps)
         runs[b] = dict(lr=lr, S=S, steps=steps, epochs=steps * S / N, t_eta=steps * lr, occ=occ, m=m_ok, el=el,
                        el_se=el_se, c_occ=pc[:, in_a].sum(axis=1), c_el=pc @ loss_c, div=res.n_diverged, P=P)
     r1, r4 = runs[1], runs[4]
@@ -789,7 +718,7 @@ def rescaled_time(ctx: Context) -> None:
     # i.e. at a quarter of its epoch; the β = 1 chain gives that curve exactly
     P1 = r1["P"]
     steps4 = r4["steps"][sel]
-    pc1_at_steps4 = chain_evolve(P1, p_start, int(steps4.max()), steps4)
+    pc1_at_steps4 = P1.evolve(p_start, int(steps4.max()), steps4)
     wrong_occ4 = pc1_at_steps4[:, in_a].sum(axis=1)
     wrong_el4 = pc1_at_steps4 @ loss_c
     ctx.compare(
@@ -938,7 +867,7 @@ def _chain_schedule(base, edges, p0, lrs, bss, record_steps):
     for k, (lr, S) in enumerate(zip(lrs, bss)):
         key = (float(lr), int(S))
         if key not in ops:
-            ops[key] = chain_operator(base, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S), edges=edges).T.tocsr()
+            ops[key] = EulerChain1D(base, edges, lr=lr, step_sd=lr * math.sqrt(SIGMA2 / S)).P.T.tocsr()
         p = ops[key] @ p
         if k + 1 in rec:
             out[k + 1] = p.copy()

@@ -14,7 +14,7 @@
 Independent references used throughout (each stated where used):
 
 * the exact stationary law / relaxation / MFPT of the *Euler chain itself* in 1-D, from its
-  transfer operator P(x→y) = N(y; x − ηL'(x), η²σ²/S) on a fine grid (:class:`EulerChain1D`):
+  transfer operator P(x→y) = N(y; x − ηL'(x), η²σ²/S) on a fine grid (:class:`sim.chain.EulerChain1D`):
   it measures the discretisation bias that separates a finite-η simulation from the SDE;
 * direct quadrature of the Gibbs density over basins (``theory.minima.basin_probabilities``);
 * the exact discrete-time Lyapunov equation for quadratic losses (``theory.discrete``).
@@ -22,13 +22,12 @@ Independent references used throughout (each stated where used):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import integrate, optimize, special, stats
 
+from sim.chain import EulerChain1D
 from theory import discrete as tdiscrete
 from theory import gibbs as tgibbs
 from theory import minima as tminima
@@ -42,7 +41,7 @@ from theory.landscapes import (
 )
 from validation.core import Context, register
 
-__all__ = ["EulerChain1D", "laplace_first_order_1d"]
+__all__ = ["laplace_first_order_1d"]
 
 
 # =============================================================================================
@@ -94,72 +93,6 @@ def gibbs_cells(landscape, axes, temperature):
 
 # =============================================================================================
 # The Euler chain's own transfer operator (1-D): exact finite-η reference
-# =============================================================================================
-class EulerChain1D:
-    """Transfer operator of the 1-D Euler–Maruyama chain x' = x − ηL'(x) + s ξ, s = η σ/√S,
-    discretised on ``n`` nodes of [low, high] (rows renormalised: the box holds all the mass).
-
-    Gives the chain's exact stationary law (as cell masses), its relaxation time and mean
-    first-passage times, so that a finite-η simulation can be compared with *its own* exact
-    law, and the distance between that law and the SDE's (Gibbs) measures the discretisation
-    bias.  Grid error: the Gaussian kernel is resolved by ≥ 10 nodes per standard deviation."""
-
-    def __init__(self, landscape, low, high, *, lr, step_std, n=None):
-        self.lr, self.s = float(lr), float(step_std)
-        if n is None:
-            n = int(min(6000, max(1500, 12 * (high - low) / self.s)))
-        self.x = np.linspace(low, high, n)
-        self.h = self.x[1] - self.x[0]
-        mean = self.x - self.lr * landscape.gradient(self.x[:, None])[:, 0]
-        half = int(math.ceil(8.5 * self.s / self.h))
-        rows, cols, vals = [], [], []
-        for i in range(n):
-            j0 = int(round((mean[i] - self.x[0]) / self.h))
-            js = np.arange(max(0, j0 - half), min(n, j0 + half + 1))
-            if js.size == 0:
-                js = np.array([min(max(j0, 0), n - 1)])
-            # cell-integrated Gaussian (exact mass of [x_j − h/2, x_j + h/2])
-            lo = (self.x[js] - self.h / 2 - mean[i]) / self.s
-            hi = (self.x[js] + self.h / 2 - mean[i]) / self.s
-            w = special.ndtr(hi) - special.ndtr(lo)
-            tot = w.sum()
-            w = w / tot if tot > 0 else np.ones_like(w) / w.size
-            rows.append(np.full(js.size, i))
-            cols.append(js)
-            vals.append(w)
-        self.P = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-
-    def stationary(self) -> np.ndarray:
-        """π with πP = π, Σπ = 1 (sparse solve with one value pinned)."""
-        n = self.x.size
-        a = (sp.identity(n, format="csr") - self.P).T.tocsr()
-        pin = n // 2
-        keep = np.ones(n, bool)
-        keep[pin] = False
-        sol = spla.spsolve(a[keep][:, keep].tocsc(), -np.asarray(a[keep][:, [pin]].todense()).ravel())
-        pi = np.empty(n)
-        pi[keep] = sol
-        pi[pin] = 1.0
-        pi = np.clip(pi, 0, None)
-        return pi / pi.sum()
-
-    def relaxation_steps(self) -> float:
-        """−1/log|λ₂|: steps for the slowest mode (inter-well transfer) to decay by e."""
-        vals = spla.eigs(self.P.T.tocsc(), k=3, sigma=1.0 + 1e-9, return_eigenvectors=False)
-        mags = np.sort(np.abs(vals))[::-1]
-        lam2 = mags[1] if mags[0] > 1 - 1e-7 else mags[0]
-        return float(-1.0 / math.log(min(lam2, 1 - 1e-15)))
-
-    def mfpt(self, x_start, threshold, sign) -> float:
-        """Mean number of steps until sign·(x − threshold) ≥ 0 first holds, from x_start."""
-        inside = sign * (self.x - threshold) < 0
-        p_in = self.P[inside][:, inside]
-        tau = spla.spsolve((sp.identity(int(inside.sum()), format="csc") - p_in.tocsc()), np.ones(int(inside.sum())))
-        return float(np.interp(x_start, self.x[inside], tau))
-
-
-# =============================================================================================
-# Analytic helpers
 # =============================================================================================
 def _derivs_1d(landscape, x0):
     """L'', L''', L'''' at x0 (finite differences of the analytic Hessian, 4th-order stencils)."""
@@ -394,7 +327,7 @@ def gibbs(ctx: Context) -> None:
         f"from a {n_fine // 2}-cell solve: L1(coarse − fine)/3 = {err_est:.2e}; tolerance = 2× that (asymptotic regime)",
     )
 
-    chain = EulerChain1D(land, low, high, lr=lr, step_std=lr * math.sqrt(sigma2 / bs))
+    chain = EulerChain1D.on_nodes(land, low, high, lr=lr, step_sd=lr * math.sqrt(sigma2 / bs))
     pi = chain.stationary()
     relax = chain.relaxation_steps()
     n_steps = int(math.ceil(8 * relax))  # memory of the start ≤ L1 2·e^(−8) ≈ 7e-4, far below the sampling error
@@ -574,7 +507,7 @@ def minima_probabilities(ctx: Context) -> None:
         pf, ef = _fp_basin_with_error(land, low, high, ctx.size(2000, 4000), lr=lr, batch_size=s, sigma2=sigma2, k=k_b)
         fp_p.append(pf)
         fp_err.append(ef)
-        chain = EulerChain1D(land, low, high, lr=lr, step_std=lr * math.sqrt(sigma2 / s))
+        chain = EulerChain1D.on_nodes(land, low, high, lr=lr, step_sd=lr * math.sqrt(sigma2 / s))
         pi = chain.stationary()
         from theory.landscapes import _saddles_1d
 
@@ -768,7 +701,7 @@ def noise_threshold(ctx: Context) -> None:
     em_p, sgd_p, chain_p, quad_p, resid, n_div = [], [], [], [], [], 0
     for i, lr in enumerate(lrs):
         t = lr * sigma2 / 2
-        chain = EulerChain1D(land, low, high, lr=lr, step_std=lr * math.sqrt(sigma2))
+        chain = EulerChain1D.on_nodes(land, low, high, lr=lr, step_sd=lr * math.sqrt(sigma2))
         pi = chain.stationary()
         chain_p.append(float(pi[chain.x < saddle].sum()))
         quad_p.append(quad_pa(lr))
@@ -1105,7 +1038,7 @@ def escape_times(ctx: Context) -> None:
         sigma2 = 2 * t * bs / lr
         low = -3.0
         tau_exact.append(exact_mfpt_1d(land, float(a_min.location[0]), target - radius, t, low) / lr)
-        chain = EulerChain1D(land, low, 3.0, lr=lr, step_std=lr * math.sqrt(sigma2 / bs))
+        chain = EulerChain1D.on_nodes(land, low, 3.0, lr=lr, step_sd=lr * math.sqrt(sigma2 / bs))
         tau_chain.append(chain.mfpt(float(a_min.location[0]), target - radius, +1))
         tau_kr.append(kramers_mfpt_1d(land, 0, saddle, t) / lr)
         tau_kr_nopre.append(kramers_mfpt_1d(land, 0, saddle, t, prefactor=False) / lr)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from validation import checks_dynamics  # noqa: F401  (registers the checks)
-from validation.checks_dynamics import chain_operator, chain_stationary, rr_variance
+from sim.chain import EulerChain1D
+from validation.checks_dynamics import rr_variance
 from validation.core import REGISTRY, run_check
 
 CHECKS = ["only_ratio_matters", "breaking_point", "rescaled_time", "schedules", "momentum"]
@@ -47,7 +48,7 @@ def test_chain_operator_quadratic_matches_discrete_ar1_variance():
 
     lam, lr, sd = 1.0, 0.5, 0.2
     edges = np.linspace(-2.0, 2.0, 801)
-    pi = chain_stationary(chain_operator(Quadratic([[lam]]), lr=lr, step_sd=sd, edges=edges))
+    pi = EulerChain1D(Quadratic([[lam]]), edges, lr=lr, step_sd=sd).stationary()
     x = 0.5 * (edges[1:] + edges[:-1])
     var = float(pi @ x**2 - (pi @ x) ** 2)
     a = 1 - lr * lam
