@@ -112,3 +112,16 @@ def test_cli_help_and_list():
     assert out.returncode == 0
     bad = subprocess.run([sys.executable, "-m", "validation", "--only", "no_such_check"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown check" in bad.stderr
+
+
+def test_cli_quick_run_writes_report_and_figure(tmp_path):
+    """End to end through the CLI: one cheap real check in --quick mode."""
+    out = tmp_path / "rep"
+    proc = subprocess.run([sys.executable, "-m", "validation", "--quick", "--only", "rescaled_time", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1/1 checks passed" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["mode"] == "quick" and report["checks"][0]["passed"] and report["checks"][0]["can_fail"]
+    assert (out / "figures" / "rescaled_time.png").stat().st_size > 10_000
+    assert "rescaled_time" in (out / "report.md").read_text()
