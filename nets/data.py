@@ -160,8 +160,10 @@ def _find_file(directory: Path, stem: str) -> Optional[Path]:
 def locate(name: str, data_root: Optional[str | os.PathLike] = None) -> Path:
     """Directory holding the dataset's files, or :class:`DatasetNotFoundError`."""
     name = canonical_name(name)
-    looked = []
-    for d in candidate_dirs(data_root, name):
+    # an explicit root that does not exist is a typo: never fall back silently to other data
+    missing_root = bool(data_root) and not Path(data_root).is_dir()
+    looked = [f"{data_root} (does not exist)"] if missing_root else []
+    for d in ([] if missing_root else candidate_dirs(data_root, name)):
         looked.append(str(d))
         if not d.is_dir():
             continue

@@ -116,3 +116,11 @@ def test_augment_crop_flip_shapes_and_content():
     assert out.shape == (100, 3, 8, 8)
     # padded entries take the value of a raw 0 pixel, here (0 − 0)/1 = 0; some crops must show padding
     assert (out == 0).sum() > 0
+
+
+def test_missing_explicit_data_root_is_an_error_not_a_fallback(tmp_path, tiny_root, monkeypatch):
+    """A --data-root that does not exist must not silently fall back to $THREE_FACTORS_DATA or
+    the Debian directory (which may hold other data)."""
+    monkeypatch.setenv(D.ENV_VAR, str(tiny_root))
+    with pytest.raises(D.DatasetNotFoundError, match="does not exist"):
+        D.locate("fashion-mnist", tmp_path / "typo")
