@@ -412,7 +412,6 @@ ANALYSES = {
 
 def validate_results(results_dir: str | Path, out: str | Path = "figures/nets") -> dict:
     results_dir, out = Path(results_dir), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     report = {}
     for name, fn in ANALYSES.items():
         d = results_dir / name
@@ -421,13 +420,16 @@ def validate_results(results_dir: str | Path, out: str | Path = "figures/nets") 
         exp = load_experiment(d)
         if not exp["runs"]:
             continue
+        out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         try:
             report[name] = dict(statements=fn(exp, out), figure=str(out / f"{name}.png"), n_runs=len(exp["runs"]))
         except Exception as exc:  # one broken experiment must not hide the others
             report[name] = dict(statements=[dict(statement=f"analysis failed: {type(exc).__name__}: {exc}")],
                                 error=True)
-    with open(out / "nets_report.json", "w") as fh:
-        json.dump(report, fh, indent=1, default=float)
+    if report:
+        from validation.core import atomic_write_text
+
+        atomic_write_text(out / "nets_report.json", json.dumps(report, indent=1, default=float))
     return report
 
 
