@@ -21,6 +21,7 @@ from scipy import stats
 
 from sim.results import SimResult
 from sim import _kernels
+from sim.chain import EulerChain1D
 from sim.sde import block_generators, block_states, simulate_sde
 from theory.landscapes import IsotropicNoiseFiniteSum, Kernels, Landscape, LeastSquares, Quadratic, QuarticDoubleWell
 
@@ -135,20 +136,6 @@ def test_state_dependent_equals_isotropic_when_C_is_constant():
 # ------------------------------------------------------------------------------------------
 # double well: long-run histogram vs Gibbs
 # ------------------------------------------------------------------------------------------
-def _chain_stationary_1d(land, lr, S, sigma2, grid):
-    """Exact stationary law of the 1-D EM chain on a grid (transfer operator, Gaussian kernel)."""
-    mean = grid - lr * land.gradient(grid)
-    sd = lr * math.sqrt(sigma2 / S)
-    K = stats.norm.pdf(grid[None, :], loc=mean[:, None], scale=sd)  # K[i, j] ∝ P(i -> j)
-    K /= K.sum(axis=1, keepdims=True)
-    # stationary p = p K: solve (Kᵀ − I) p = 0 with one equation replaced by Σp = 1
-    A = K.T - np.eye(grid.size)
-    A[-1, :] = 1.0
-    rhs = np.zeros(grid.size)
-    rhs[-1] = 1.0
-    return np.linalg.solve(A, rhs)
-
-
 def test_double_well_histogram_matches_gibbs():
     land = QuarticDoubleWell(tilt=0.1)
     lr, S, T_temp = 0.02, 1, 0.1
@@ -171,8 +158,8 @@ def test_double_well_histogram_matches_gibbs():
     w = 0.5 * (p[1:] + p[:-1])
     w /= w.sum()
     pg = np.histogram(centers, bins=edges, weights=w)[0]
-    grid = np.linspace(-2.6, 2.6, 1500)
-    pc_grid = _chain_stationary_1d(land, lr, S, sigma2, grid)
+    chain = EulerChain1D.on_nodes(land, -2.6, 2.6, lr=lr, step_sd=lr * math.sqrt(sigma2 / S), n=1500)
+    grid, pc_grid = chain.x, chain.stationary()
     pc = np.histogram(grid, bins=edges, weights=pc_grid)[0]
     keep = pg > 5.0 / M
     # discretisation bias: TV(chain, Gibbs) and its chi-square weight are far below the
