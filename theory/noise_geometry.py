@@ -368,6 +368,23 @@ def linear_model_geometry(inputs, targets, theta) -> LinearGeometry:
     return LinearGeometry(float(0.5 * np.mean(r * r)), r, gbar, gn, sig)
 
 
+def _jacobian_inputs(jacobians, residuals, what: str):
+    """Validated (J (N, D), r (N,), N, 2L = mean r²) for the Gram-matrix forms."""
+    j = np.asarray(jacobians, dtype=float)
+    if j.ndim != 2 or j.shape[0] < 1:
+        raise ValueError(f"jacobians must have shape (N, D), got {j.shape}")
+    _checks.check_finite("jacobians", j)
+    r = np.asarray(residuals, dtype=float)
+    if r.shape != (j.shape[0],):
+        raise ValueError(f"residuals must have shape (N,) = ({j.shape[0]},), got {r.shape}")
+    _checks.check_finite("residuals", r)
+    n = j.shape[0]
+    two_l = float(np.mean(r * r))
+    if two_l <= 0:
+        raise ValueError(f"loss must be > 0 (all residuals zero: {what} is 0/0)")
+    return j, r, n, two_l
+
+
 def kernel_average_alignment(jacobians, residuals):
     """mu for any square-loss model from per-sample model gradients J_i and residuals r_i.
 
@@ -380,18 +397,7 @@ def kernel_average_alignment(jacobians, residuals):
     The linear model is J_i = x_i; the two-layer network has J_i from
     :meth:`theory.two_layer.TwoLayerRegression.jacobians`.  Cost O(N^2 D + N^3).
     """
-    j = np.asarray(jacobians, dtype=float)
-    if j.ndim != 2 or j.shape[0] < 1:
-        raise ValueError(f"jacobians must have shape (N, D), got {j.shape}")
-    _checks.check_finite("jacobians", j)
-    r = np.asarray(residuals, dtype=float)
-    if r.shape != (j.shape[0],):
-        raise ValueError(f"residuals must have shape (N,) = ({j.shape[0]},), got {r.shape}")
-    _checks.check_finite("residuals", r)
-    n = j.shape[0]
-    two_l = float(np.mean(r * r))
-    if two_l <= 0:
-        raise ValueError("loss must be > 0 (all residuals zero: mu is 0/0)")
+    j, r, n, two_l = _jacobian_inputs(jacobians, residuals, "mu")
     k = j @ j.T
     k2 = k @ k
     fro2 = float(np.sum(k * k))
@@ -438,18 +444,7 @@ def kernel_eigendirection_alignment(jacobians, residuals, *, rtol: float = 1e-10
     (eigenvalues lambda_j = s_j^2 / N descending, betas); directions with s_j <= rtol s_1 dropped.
     Cost O(N^2 D): no D x D matrix.
     """
-    j = np.asarray(jacobians, dtype=float)
-    if j.ndim != 2 or j.shape[0] < 1:
-        raise ValueError(f"jacobians must have shape (N, D), got {j.shape}")
-    _checks.check_finite("jacobians", j)
-    r = np.asarray(residuals, dtype=float)
-    if r.shape != (j.shape[0],):
-        raise ValueError(f"residuals must have shape (N,) = ({j.shape[0]},), got {r.shape}")
-    _checks.check_finite("residuals", r)
-    n = j.shape[0]
-    two_l = float(np.mean(r * r))
-    if two_l <= 0:
-        raise ValueError("loss must be > 0 (all residuals zero: beta is 0/0)")
+    j, r, n, two_l = _jacobian_inputs(jacobians, residuals, "beta")
     v, sv, _ = np.linalg.svd(j, full_matrices=False)
     if sv.size == 0 or sv[0] <= 0:
         raise ValueError("jacobians must not all be zero (G = 0)")
