@@ -10,7 +10,8 @@ Measured in the same process, on the same data and model (fig1's BN MLP):
 
 Prints samples/s per run and for the grid (K runs), the ratios, and an estimate of the full
 Fig. 1 grid time (25 runs = 5 lrs × 5 batch sizes, 200 epochs of 55,000 samples; runs sharing a
-batch size are one vmap group) from the measured vmap step time at each batch size.
+batch size are one vmap group) from the measured vmap step time at each batch size, plus (with
+``--measure``, default on cuda) the measured time of fig1's end-of-run and tracked measurements.
 
     python benchmarks/bench_nets.py                  # CPU defaults (small)
     python benchmarks/bench_nets.py --device cuda --train-size 55000 --batch-sizes 25 50 100 250 1000 --cuda-graphs
@@ -80,14 +81,38 @@ def bench_dataloader(cfg, data, device, epochs):
     return n / (time.perf_counter() - t)
 
 
-def bench_run(cfg, data, device):
+def bench_run(cfg, data, device, model_hook=None):
     from nets.train import train_run
     _sync(device)
     t = time.perf_counter()
-    r = train_run(cfg, data=data, device=device)
+    r = train_run(cfg, data=data, device=device, model_hook=model_hook)
     _sync(device)
     steps = sum(s * b for s, b in zip(r["history"]["steps"], r["history"]["batch_size"]))
     return steps / (time.perf_counter() - t), r
+
+
+def bench_fig1_measurements(model, data, device):
+    """Wall time of fig1's full-preset measurements on a (briefly) trained model: the end-of-run set
+    (exact and FD Hessian norms, Lanczos, gradient-noise statistics, alignment) and the set tracked
+    every ``measure_every`` epochs (alignment only). Returns (final_s, tracked_s, tracked per run)."""
+    from nets.experiments import plan
+    from nets.train import measure_model, tracked_spec
+    cfg = plan("fig1", "full").runs[0]
+    n_tracked = len([e for e in range(1, cfg.epochs) if e % cfg.measure_every == 0])
+    _sync(device)
+    t = time.perf_counter()
+    final = measure_model(model, data, cfg.measure)
+    _sync(device)
+    t_final = time.perf_counter() - t
+    t = time.perf_counter()
+    measure_model(model, data, tracked_spec(cfg))
+    _sync(device)
+    t_tracked = time.perf_counter() - t
+    errors = {k: v["error"] for k, v in final.items() if isinstance(v, dict) and "error" in v}
+    by_key = ", ".join(f"{k} {v:.1f} s" for k, v in final.get("measure_wall_s_by_key", {}).items())
+    print(f"fig1 full measurements: end of run {t_final:.1f} s ({by_key}); tracked (alignment) {t_tracked:.1f} s "
+          f"× {n_tracked} per run" + (f"; errors: {errors}" if errors else ""))
+    return t_final, t_tracked, n_tracked
 
 
 def bench_group(cfgs, data, device, cuda_graphs=False):
@@ -113,6 +138,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--synthetic", action="store_true", help="random data instead of Fashion-MNIST")
     p.add_argument("--cuda-graphs", action="store_true", help="also time train_group(cuda_graphs=True) (CUDA)")
+    p.add_argument("--measure", action=argparse.BooleanOptionalAction, default=None,
+                   help="time fig1's full-preset measurements and add them to the grid estimate (default: on for "
+                   "cuda; on a CPU they take minutes)")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
     args = p.parse_args(argv)
     if args.threads:
@@ -123,6 +151,8 @@ def main(argv=None):
     print(f"device={device} data={name} n_train={data.n_train} model=mlp4_bn(width={args.width}) K={args.k}")
     out = {"device": str(device), "data": name, "n_train": data.n_train, "width": args.width, "k": args.k, "rows": []}
     step_time = {}
+    measure = args.measure if args.measure is not None else device.type == "cuda"
+    trained = []
     for bs in args.batch_sizes:
         base = dict(model="mlp4_bn", model_kw=dict(width=args.width), batch_size=bs, epochs=args.epochs,
                     eval_batch_size=4096)
@@ -130,7 +160,7 @@ def main(argv=None):
         cfgs = [RunConfig(name=f"r{i}", lr=lr, seed=i, **base) for i, lr in enumerate(np.geomspace(5e-3, 0.1, args.k))]
         bench_run(RunConfig(name="warm", lr=0.05, seed=0, **dict(base, epochs=1)), data, device)   # warm-up
         dl = bench_dataloader(cfg, data, device, args.epochs)
-        od, _ = bench_run(cfg, data, device)
+        od, _ = bench_run(cfg, data, device, model_hook=trained.append)
         per_run, grid, t_step, rs = bench_group(cfgs, data, device)
         step_time[bs] = t_step
         if args.cuda_graphs and device.type == "cuda":
@@ -151,10 +181,19 @@ def main(argv=None):
               f"{grid / od:5.2f}x vs on-device) | {t_step * 1e3:.2f} ms/step (includes per-epoch eval)")
     # Fig. 1 full grid estimate: 5 vmap groups (one per S) × 200 epochs × ⌊55000/S⌋ steps
     fig1_bs = [25, 50, 100, 250, 1000]
+    t_meas = None
+    if measure and trained:
+        t_final, t_tracked, n_tracked = bench_fig1_measurements(trained[-1], data, device)
+        # measurements run per run, one after the other inside each vmap group
+        t_meas = 25 * (t_final + n_tracked * t_tracked)
+        out.update(fig1_measure_final_s=t_final, fig1_measure_tracked_s=t_tracked, fig1_measure_grid_s=t_meas)
     if all(b in step_time for b in fig1_bs):
         est = sum(200 * (55000 // b) * step_time[b] for b in fig1_bs)
-        print(f"estimated full fig1 grid (25 runs × 200 epochs, K=5 per group): {est / 60:.1f} min on {device}")
-        out["fig1_grid_estimate_s"] = est
+        print(f"estimated full fig1 grid (25 runs × 200 epochs, K=5 per group): training {est / 60:.1f} min"
+              + (f" + measurements {t_meas / 60:.1f} min = {(est + t_meas) / 60:.1f} min" if t_meas is not None
+                 else " (measurements not timed: --measure)") + f" on {device}")
+        out["fig1_grid_estimate_s"] = est + (t_meas or 0.0)
+        out["fig1_grid_training_estimate_s"] = est
     else:
         known = sorted(step_time)
         print(f"(fig1 grid estimate needs --batch-sizes {' '.join(map(str, fig1_bs))} and --train-size 55000; "

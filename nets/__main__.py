@@ -6,6 +6,7 @@ Examples::
     python -m nets run fig1 --preset quick --device cpu --out results/nets
     python -m nets run fig5 --preset full --dataset fashion-mnist --device cuda --out results/nets
     python -m nets run fig1 --preset full --executor dask --out results/nets
+    python -m nets run fig1 --preset full --epochs 10 --max-train-size 5000 --out results/small
     python -m nets train --lr 0.05 --batch-size 128 --epochs 2 --train-size 1000 --out /tmp/one
 """
 from __future__ import annotations
@@ -63,10 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
     r.add_argument("--preset", choices=PRESETS, default="quick")
     common(r)
+    r.add_argument("--epochs", type=_int_at_least("--epochs", 1), default=None,
+                   help="rescale the preset: train every run this many epochs (schedule periods, milestones and "
+                   "measurement intervals scale with it); recorded in plan.json")
+    r.add_argument("--max-train-size", type=_int_at_least("--max-train-size", 1), default=None,
+                   help="rescale the preset: at most this many training samples per run (e.g. the full grids on "
+                   "a CPU); recorded in plan.json")
+    r.add_argument("--measure", choices=PRESETS, default=None,
+                   help="rescale the preset: take its measurements with the settings of this preset (e.g. the "
+                   "quick presets' cheap curvature estimates for a full grid on a CPU); recorded in plan.json")
     r.add_argument("--executor", choices=("local", "dask"), default="local")
     r.add_argument("--workers", type=_int_at_least("--workers", 0), default=0,
-                   help="local executor: processes (0 = in-process, default); dask: LocalCluster workers")
+                   help="local executor: processes (0 = in-process, default); dask: LocalCluster worker processes "
+                   "(tcp://127.0.0.1; default 1)")
     r.add_argument("--dask-address", default=None, help="scheduler address of an existing dask cluster")
+    r.add_argument("--dask-threads", action="store_true", help="dask LocalCluster: worker threads in this process "
+                   "(in-process transport, one shared dataset copy, GIL-bound) instead of worker processes")
     r.add_argument("--no-batch", action="store_true", help="train runs one by one instead of vmap groups")
     r.add_argument("--max-group", type=_int_at_least("--max-group", 1), default=25,
                    help="max runs per vmap group (default 25)")
@@ -116,9 +129,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .runner import run_experiment
             get(args.experiment)
             ex = None
+            if args.dask_threads and args.executor != "dask":
+                raise ValueError("--dask-threads needs --executor dask")
             if args.executor == "dask":
                 from .executor import DaskExecutor
-                ex = DaskExecutor(address=args.dask_address, n_workers=max(args.workers, 1))
+                if args.dask_address and (args.workers or args.dask_threads):
+                    raise ValueError("--workers / --dask-threads configure a local dask cluster; with "
+                                     "--dask-address the existing cluster's workers are used")
+                ex = DaskExecutor(address=args.dask_address, n_workers=max(args.workers, 1),
+                                  processes=not args.dask_threads)
             elif args.workers:
                 from .executor import LocalExecutor
                 ex = LocalExecutor(args.workers)
@@ -126,7 +145,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 summary = run_experiment(args.experiment, args.preset, args.out, device=args.device,
                                          data_root=args.data_root, seed=args.seed, dataset=args.dataset, executor=ex,
                                          batched=not args.no_batch, max_group=args.max_group,
-                                         progress=not args.no_progress, cuda_graphs=args.cuda_graphs)
+                                         progress=not args.no_progress, cuda_graphs=args.cuda_graphs,
+                                         epochs=args.epochs, max_train_size=args.max_train_size,
+                                         measure=args.measure)
             finally:
                 if ex is not None:
                     ex.close()

@@ -5,14 +5,16 @@ python pickled batches ``cifar-10-batches-py/data_batch_1..5, test_batch``).
 
 Where the files are looked for (first hit wins):
 
-1. the ``data_root`` argument (CLI ``--data-root``),
-2. the environment variable ``THREE_FACTORS_DATA``,
-3. Debian's dataset packages: ``/usr/share/datasets/<name>`` (``apt-get install dataset-fashion-mnist``).
+1. the ``data_root`` argument (CLI ``--data-root``) — when given, it is the only place searched
+   (a root that does not hold the dataset is an error, never a fallback to other data);
+2. otherwise the environment variable ``THREE_FACTORS_DATA``,
+3. then Debian's dataset packages: ``/usr/share/datasets/<name>`` (``apt-get install dataset-fashion-mnist``).
 
 Under a root, the usual layouts are accepted: ``root/<dataset-name>/`` (``fashion-mnist``,
 ``mnist``, ``cifar10``), torchvision's ``root/FashionMNIST/raw/``, ``root/MNIST/raw/``,
-``root/cifar-10-batches-py/``, and (for ``--data-root`` only) the files directly in the root.
-See :func:`candidate_dirs`.
+``root/cifar-10-batches-py/``. Files directly in a ``--data-root`` are accepted for CIFAR-10, and
+for MNIST / Fashion-MNIST (which share file names) only when the root is named for the dataset
+(``--data-root .../fashion-mnist``). See :func:`candidate_dirs`.
 
 Everything after reading is done with tensors on the chosen device: normalisation (fixed
 per-channel constants, computed once on the device for the whole set), the CIFAR augmentation
@@ -132,15 +134,39 @@ def write_cifar_batch(path: str | os.PathLike, data: np.ndarray, labels: Sequenc
 
 
 # ----------------------------------------------------------------------------- locating files
+def _root_names(name: str) -> set:
+    """Directory names that identify ``name``'s own directory (aliases and the layouts' names)."""
+    names = {a for a, c in _ALIASES.items() if c == name}
+    return names | {s.split("/")[0].lower() for s in _SUBDIRS[name]}
+
+
+def root_is_named_for(data_root: str | os.PathLike, name: str) -> bool:
+    """Whether ``data_root`` is ``name``'s own directory by its name (``.../fashion-mnist``,
+    ``.../FashionMNIST/raw``, ...): only then are idx files directly in it taken as ``name``'s."""
+    root = Path(os.path.abspath(data_root))
+    base = root.name.lower()
+    if base == "raw":
+        base = root.parent.name.lower()
+    return base in _root_names(canonical_name(name))
+
+
 def candidate_dirs(data_root: Optional[str | os.PathLike], name: str) -> list[Path]:
-    """Directories searched for ``name``, in order: under ``data_root`` the dataset's named
-    sub-directories and then ``data_root`` itself; under ``$THREE_FACTORS_DATA`` the named
-    sub-directories only (it is a root for several datasets, and MNIST and Fashion-MNIST share
-    file names); finally Debian's ``/usr/share/datasets/<name>``."""
+    """Directories searched for ``name``, in order.
+
+    With an explicit ``data_root`` only that root is searched (never ``$THREE_FACTORS_DATA`` or
+    Debian's directory): its named sub-directories for the dataset, then the root itself — for
+    CIFAR-10 always (its file names are its own), for MNIST / Fashion-MNIST only when the root's
+    name identifies the dataset (:func:`root_is_named_for`), since the two share file names.
+    Without ``data_root``: ``$THREE_FACTORS_DATA``'s named sub-directories (it is a root for several
+    datasets), then Debian's ``/usr/share/datasets/<name>``."""
+    name = canonical_name(name)
     named = [s for s in _SUBDIRS[name] if s]
     dirs: list[Path] = []
     if data_root:
-        dirs += [Path(data_root) / s for s in named] + [Path(data_root)]
+        dirs += [Path(data_root) / s for s in named]
+        if name == "cifar10" or root_is_named_for(data_root, name):
+            dirs.append(Path(data_root))
+        return list(dict.fromkeys(dirs))
     env = os.environ.get(ENV_VAR)
     if env:
         dirs += [Path(env) / s for s in named]
@@ -157,23 +183,36 @@ def _find_file(directory: Path, stem: str) -> Optional[Path]:
     return None
 
 
+def _has_files(d: Path, name: str) -> bool:
+    if not d.is_dir():
+        return False
+    if name == "cifar10":
+        return all((d / f).is_file() for f in _CIFAR_TRAIN + _CIFAR_TEST)
+    return all(_find_file(d, s) is not None for pair in _IDX_FILES.values() for s in pair)
+
+
 def locate(name: str, data_root: Optional[str | os.PathLike] = None) -> Path:
-    """Directory holding the dataset's files, or :class:`DatasetNotFoundError`."""
+    """Directory holding the dataset's files (searched as :func:`candidate_dirs` says), or
+    :class:`DatasetNotFoundError` saying where it looked and how to get the data. An explicit
+    ``data_root`` never falls back to ``$THREE_FACTORS_DATA`` or ``/usr/share/datasets``."""
     name = canonical_name(name)
     # an explicit root that does not exist is a typo: never fall back silently to other data
     missing_root = bool(data_root) and not Path(data_root).is_dir()
     looked = [f"{data_root} (does not exist)"] if missing_root else []
     for d in ([] if missing_root else candidate_dirs(data_root, name)):
         looked.append(str(d))
-        if not d.is_dir():
-            continue
-        if name == "cifar10":
-            if all((d / f).is_file() for f in _CIFAR_TRAIN + _CIFAR_TEST):
-                return d
-        elif all(_find_file(d, s) is not None for pair in _IDX_FILES.values() for s in pair):
+        if _has_files(d, name):
             return d
+    note = ""
+    if data_root and not missing_root:
+        note = (" An explicit --data-root is the only place searched ($" + ENV_VAR + " and "
+                f"{DEBIAN_ROOT}/<name> are not used with it).")
+        if name != "cifar10" and _has_files(Path(data_root), name):
+            note += (f" {data_root} holds idx files directly, but MNIST and Fashion-MNIST share file names, so "
+                     f"they are taken as {name!r} only from a directory named for it: move them to "
+                     f"{Path(data_root) / _SUBDIRS[name][0]}/ or name the directory {_SUBDIRS[name][0]!r}.")
     how = {
-        "fashion-mnist": "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or ",
+        "fashion-mnist": "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu, no --data-root needed), or ",
         "mnist": "",
         "cifar10": "",
     }[name]
@@ -181,10 +220,10 @@ def locate(name: str, data_root: Optional[str | os.PathLike] = None) -> Path:
              else "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
                   "t10k-labels-idx1-ubyte.gz")
     raise DatasetNotFoundError(
-        f"dataset {name!r} not found. Looked in: {', '.join(looked)}. "
+        f"dataset {name!r} not found. Looked in: {', '.join(looked)}.{note} "
         f"Get it with {how}`pip install .[vision]` and `python -m nets download {name} --data-root DIR` "
-        f"(torchvision download), or put the files ({files}) in a directory DIR and pass --data-root DIR, "
-        f"or in $" + ENV_VAR + f"/{_SUBDIRS[name][0]}/."
+        f"(torchvision download), or put the files ({files}) in DIR/{_SUBDIRS[name][0]}/ and pass "
+        f"--data-root DIR, or in $" + ENV_VAR + f"/{_SUBDIRS[name][0]}/."
     )
 
 

@@ -5,28 +5,37 @@ A *task* is a JSON-friendly dict ``{"configs": [RunConfig dicts], "out_dirs": [.
 group when ``batched`` and there are several configs, else the runs one after another) and
 returns ``[(run name, status), ...]``. Finished runs (``result.json`` present) are skipped, so a
 sweep restarted after a crash only redoes what is missing; unfinished runs resume from their
-checkpoints.
+checkpoints (a vmap group whole, from its group checkpoint, even when some of its runs, e.g.
+diverged ones, are finished and no longer in the task).
 
 * :class:`LocalExecutor` — in-process and sequential (``workers=0``, default) or a process pool
   (``workers=n``, spawn context so CUDA works in the children).
 * :class:`DaskExecutor` — a ``dask.distributed`` Client (an existing one, a scheduler address, or
-  a ``LocalCluster`` it starts on 127.0.0.1). Needs ``pip install .[dask]``.
+  a ``LocalCluster`` of worker processes it starts on tcp://127.0.0.1, or of worker threads with
+  ``processes=False``). Needs ``pip install .[dask]``.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 _DATA_CACHE: dict = {}
+# Guards _DATA_CACHE: tasks may run in threads of one process (a dask worker with several threads,
+# a threaded LocalCluster); check, clear, load and read must be one step. Loading under the lock
+# also keeps two threads from loading the same dataset twice.
+_DATA_LOCK = threading.Lock()
 
 
 def _cached_data(cfg, device, data_root):
     from .train import data_key, load_data
     key = (data_key(cfg), str(device), str(data_root))
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()  # hold one dataset per process
-        _DATA_CACHE[key] = load_data(cfg, device, data_root)
-    return _DATA_CACHE[key]
+    with _DATA_LOCK:
+        data = _DATA_CACHE.get(key)
+        if data is None:
+            _DATA_CACHE.clear()  # hold one dataset per process (callers still using another keep their reference)
+            data = _DATA_CACHE[key] = load_data(cfg, device, data_root)
+        return data
 
 
 def execute_task(task: dict) -> list:
@@ -43,14 +52,63 @@ def execute_task(task: dict) -> list:
     if not todo:
         return done
     device = task.get("device", "cpu")
-    data = _cached_data(todo[0][0], device, task.get("data_root"))
     progress = bool(task.get("progress", False))
-    if task.get("batched", True) and len(todo) > 1:
-        res = train_group([c for c, _ in todo], [o for _, o in todo], data=data, device=device, progress=progress,
-                          cuda_graphs=bool(task.get("cuda_graphs", False)))
-    else:
-        res = [train_run(c, o, data=data, device=device, progress=progress) for c, o in todo]
-    return done + [(c.name, r["status"]) for (c, _), r in zip(todo, res)]
+    cuda_graphs = bool(task.get("cuda_graphs", False))
+    status: dict = {}
+    rest = todo
+    if task.get("batched", True):
+        # an interrupted vmap group resumes whole from its checkpoint, including members that are
+        # already finished (e.g. diverged) and so absent from this task: same result as uninterrupted
+        groups, rest = _checkpointed_groups(todo)
+        for g_cfgs, g_outs in groups:
+            data = _cached_data(g_cfgs[0], device, task.get("data_root"))
+            res = train_group(g_cfgs, g_outs, data=data, device=device, progress=progress, cuda_graphs=cuda_graphs)
+            status.update({_key(o): r["status"] for o, r in zip(g_outs, res)})
+    if rest:
+        data = _cached_data(rest[0][0], device, task.get("data_root"))
+        if task.get("batched", True) and len(rest) > 1:
+            res = train_group([c for c, _ in rest], [o for _, o in rest], data=data, device=device,
+                              progress=progress, cuda_graphs=cuda_graphs)
+        else:
+            res = [train_run(c, o, data=data, device=device, progress=progress) for c, o in rest]
+        status.update({_key(o): r["status"] for (_, o), r in zip(rest, res)})
+    return done + [(c.name, status[_key(o)]) for c, o in todo]
+
+
+def _key(path) -> str:
+    import os
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _checkpointed_groups(todo: list) -> tuple[list, list]:
+    """Split the unfinished runs ``todo`` into vmap groups to resume from a group checkpoint in
+    one of their directories, ``[(configs, dirs)]`` of the whole checkpointed group, and the rest.
+    A group is rebuilt only if each of its runs is either in ``todo`` with the same config or
+    finished (done at the checkpoint, ``result.json`` on disk for the same config), so a run of
+    another task is never trained twice; otherwise its runs stay in the rest (and a group of them
+    that differs from the checkpointed one starts afresh with a warning, as before)."""
+    from .train import group_checkpoint_members, load_result
+
+    pending = {_key(o): c for c, o in todo}
+    groups, claimed = [], set()
+    for c, o in todo:
+        if _key(o) in claimed:
+            continue
+        members = group_checkpoint_members(o)
+        if members is None:
+            continue
+        g_cfgs, g_outs, g_done = members
+        ok = True
+        for gc, go, gd in zip(g_cfgs, g_outs, g_done):
+            if _key(go) in pending:
+                ok &= pending[_key(go)].to_dict() == gc.to_dict() and _key(go) not in claimed
+            else:
+                r = load_result(go) if gd else None
+                ok &= r is not None and r.get("config") == gc.to_dict()
+        if ok:
+            groups.append((g_cfgs, g_outs))
+            claimed |= {_key(go) for go in g_outs}
+    return groups, [(c, o) for c, o in todo if _key(o) not in claimed]
 
 
 class Executor:
@@ -97,10 +155,12 @@ class LocalExecutor(Executor):
 
 class DaskExecutor(Executor):
     """Run tasks on a dask.distributed cluster. ``client`` or ``address`` or (default) a
-    ``LocalCluster(n_workers, threads_per_worker=1, processes=processes)`` — in-process transport
-    when ``processes=False``, TCP on 127.0.0.1 otherwise."""
+    ``LocalCluster(n_workers, threads_per_worker=1, processes=processes)``: by default worker
+    processes talking TCP on 127.0.0.1 (each holds its own data cache); ``processes=False`` gives
+    worker threads in this process on dask's in-process transport (they share the lock-guarded
+    data cache, and the GIL)."""
 
-    def __init__(self, client=None, address: Optional[str] = None, n_workers: int = 1, processes: bool = False,
+    def __init__(self, client=None, address: Optional[str] = None, n_workers: int = 1, processes: bool = True,
                  **cluster_kw):
         try:
             from dask.distributed import Client, LocalCluster

@@ -69,6 +69,11 @@ __all__ = [
     "gradient_noise_stats",
     "recalibrate_bn",
     "interpolate",
+    "MEASUREMENTS",
+    "SPEC_OPTIONS",
+    "SUBSET_DEFAULTS",
+    "measurement_function",
+    "check_measure_spec",
 ]
 
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
@@ -558,16 +563,16 @@ def gradient_noise_stats(model, loss_fn, inputs, targets, *, k=5, alignment=True
       in the Frobenius inner product; 1 iff C ∝ H), SE by the delta method (relative errors of the
       two estimated factors added in quadrature). Cost: n (or m) + ``n_probe`` HVPs.
 
-    Memory: the (n, p) per-sample gradient matrix is held in float64, so pass a subsample of the
-    training set (the authors' later code used ~2,250 examples for curvature) for large p.
+    Memory: the (n, p) per-sample gradient matrix is held in float64 (n·p·8 bytes, e.g. 1.2 GB for
+    n = 128 and the 1.2M-parameter Fig. 1 MLP), so pass a subsample of the training set for large p.
     """
     n = _check_data(inputs, targets)
     k = int(k)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    G = per_sample_gradients(model, loss_fn, inputs, targets, chunk=chunk).to(torch.float64)
-    gbar = G.mean(dim=0)
-    D = G - gbar
+    D = per_sample_gradients(model, loss_fn, inputs, targets, chunk=chunk).to(torch.float64)
+    gbar = D.mean(dim=0)
+    D -= gbar           # in place: one (n, p) float64 matrix, not two
     tr_c = float((D * D).sum() / n)
     top, fro_c = _top_cov_eigs(D, k)
     gsq = float(gbar @ gbar)
@@ -729,3 +734,104 @@ def interpolate(params_a, params_b, model, loss_fn, inputs, targets, alphas=None
         accs.append(acc)
         clamped.append(nclamp)
     return InterpolationResult(alphas, np.array(losses), np.array(accs), np.array(clamped), bool(bn_recalibrate))
+
+
+# ----------------------------------------------------------------------------------------------
+# measurement specs (``RunConfig.measure``, dispatched by ``nets.train.measure_model``)
+# ----------------------------------------------------------------------------------------------
+#: Measurement keys of a spec, in the order ``measure_model`` runs them. Each maps to a dict of
+#: keyword arguments of the function of the same name (``hessian_top_eigenvalue`` is an alias of
+#: ``hessian_top_eigenvalues``; ``alignment`` is :func:`nets.geometry.alignment_metrics` with the
+#: cross-entropy loss).
+MEASUREMENTS = (
+    "hessian_frobenius_hutchinson",
+    "hessian_trace_hutchinson",
+    "hessian_top_eigenvalue",
+    "hessian_top_eigenvalues",
+    "hessian_norm_fd",
+    "gradient_noise_stats",
+    "alignment",
+)
+#: Spec keys that are options, not measurements: ``samples`` (size of the training subset, default
+#: 1024), ``seed`` (which subset), ``at_best_val`` (also measure the best-validation state, Fig. 15).
+SPEC_OPTIONS = ("samples", "seed", "at_best_val")
+#: Measurements that hold the (n, p) per-sample gradient matrix in float64 run on the first
+#: ``samples`` points of the subset (their own ``samples`` keyword), by default this many.
+SUBSET_DEFAULTS = {"gradient_noise_stats": 128, "alignment": 128}
+# keyword arguments a spec may not set: the data, the loss (cross-entropy) and JSON-unfriendly outputs
+_FIXED_KWARGS = {"model", "loss_fn", "inputs", "targets", "loss", "return_eigenvectors"}
+
+
+def _alignment(model, loss_fn, inputs, targets, **kw):
+    from .geometry import alignment_metrics   # geometry imports this module: import lazily
+
+    return alignment_metrics(model, inputs, targets, loss="ce", **kw)
+
+
+def measurement_function(key: str) -> Callable:
+    """The function a measurement key of a spec runs, called as ``fn(model, loss_fn, x, y, **kw)``."""
+    if key not in MEASUREMENTS:
+        raise ValueError(f"unknown measurement {key!r}; valid measurements: {', '.join(MEASUREMENTS)}")
+    if key == "alignment":
+        return _alignment
+    if key == "hessian_top_eigenvalue":
+        return hessian_top_eigenvalues
+    return globals()[key]
+
+
+def _keywords(key: str) -> set[str]:
+    import inspect
+
+    if key == "alignment":
+        from .geometry import alignment_metrics
+        fn = alignment_metrics
+    else:
+        fn = measurement_function(key)
+    names = {n for n, prm in inspect.signature(fn).parameters.items()
+             if prm.kind in (prm.KEYWORD_ONLY, prm.POSITIONAL_OR_KEYWORD)} - _FIXED_KWARGS
+    return names | ({"samples"} if key in SUBSET_DEFAULTS else set())
+
+
+def _check_samples(where: str, v) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{where} must be an integer >= 1, got {v!r}")
+
+
+def check_measure_spec(spec) -> None:
+    """Raise ``ValueError`` unless ``spec`` is a valid measurement spec (``RunConfig.measure``).
+
+    Valid top-level keys are :data:`SPEC_OPTIONS` and :data:`MEASUREMENTS`; each measurement maps
+    to ``None`` or a dict of keyword arguments of its function (checked by name against the
+    signature, so a misspelt keyword is an error too). Call it when a run config is validated, so
+    that a typo fails before training rather than after it (``measure_model`` calls it as well).
+    """
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"measure spec must be a dict, got {type(spec).__name__}")
+    valid = SPEC_OPTIONS + MEASUREMENTS
+    unknown = [k for k in spec if k not in valid]
+    if unknown:
+        import difflib
+
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(str(k), valid, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"measure spec: unknown key(s) {', '.join(hints)}; valid keys: {', '.join(valid)}")
+    if "samples" in spec:
+        _check_samples("measure spec 'samples'", spec["samples"])
+    if "seed" in spec and (isinstance(spec["seed"], bool) or not isinstance(spec["seed"], (int, np.integer))):
+        raise ValueError(f"measure spec 'seed' must be an integer, got {spec['seed']!r}")
+    for key in MEASUREMENTS:
+        if key not in spec or spec[key] is None:
+            continue
+        kw = spec[key]
+        if not isinstance(kw, Mapping):
+            raise ValueError(f"measure spec {key!r} must be a dict of keyword arguments (or None), got {kw!r}")
+        allowed = _keywords(key)
+        bad = sorted(set(kw) - allowed)
+        if bad:
+            raise ValueError(f"measure spec {key!r}: unknown keyword(s) {', '.join(map(repr, bad))}; "
+                             f"valid: {', '.join(sorted(allowed))}")
+        if "samples" in kw:
+            _check_samples(f"measure spec {key!r} 'samples'", kw["samples"])
+

@@ -21,20 +21,59 @@ All models take images (B, C, H, W); the MLPs flatten them.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------- argument checks
+def _int_at_least(name: str, v, lo: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _positive(name: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(float(v)) and float(v) > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    return float(v)
+
+
+def _check_mlp(width=512, depth=4, init="default", bad_std=0.05, **_):
+    _int_at_least("width", width)
+    _int_at_least("depth", depth)
+    if init not in ("default", "good", "bad"):
+        raise ValueError(f"init must be 'default', 'good' or 'bad', got {init!r}")
+    _positive("bad_std", bad_std)
+
+
+def _check_vgg(width_mult=1.0, cfg=None, batch_norm=True, **_):
+    _positive("width_mult", width_mult)
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"batch_norm must be true or false, got {batch_norm!r}")
+    if cfg is not None and (not isinstance(cfg, (list, tuple)) or not cfg
+                            or not all(v == "M" or (not isinstance(v, bool) and isinstance(v, int) and v >= 1)
+                                       for v in cfg)):
+        raise ValueError(f"cfg must be a non-empty list of channel counts >= 1 and 'M' (max-pool), got {cfg!r}")
+
+
+def _check_resnet(depth=56, base_width=16, **_):
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6k+2 with k >= 1 (8, 14, 20, ..., 56), got {depth!r}")
+    _int_at_least("base_width", base_width)
 
 
 class MLP(nn.Module):
     def __init__(self, in_features: int, num_classes: int = 10, *, width: int = 512, depth: int = 4,
                  batch_norm: bool = True, init: str = "default", bad_std: float = 0.05):
         super().__init__()
-        if depth < 1 or width < 1:
-            raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
+        _check_mlp(width=width, depth=depth, init=init, bad_std=bad_std)
         layers: list[nn.Module] = [nn.Flatten()]
         d = in_features
         for _ in range(depth):
@@ -45,8 +84,6 @@ class MLP(nn.Module):
             d = width
         layers.append(nn.Linear(d, num_classes))
         self.net = nn.Sequential(*layers)
-        if init not in ("default", "good", "bad"):
-            raise ValueError(f"init must be 'default', 'good' or 'bad', got {init!r}")
         if init != "default":
             for m in self.net:
                 if isinstance(m, nn.Linear):
@@ -67,6 +104,7 @@ class VGG(nn.Module):
     def __init__(self, in_channels: int = 3, num_classes: int = 10, cfg=None, batch_norm: bool = True,
                  width_mult: float = 1.0):
         super().__init__()
+        _check_vgg(width_mult=width_mult, cfg=cfg, batch_norm=batch_norm)
         layers: list[nn.Module] = []
         c = in_channels
         for v in cfg or _VGG11:
@@ -117,8 +155,7 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     def __init__(self, depth: int = 56, in_channels: int = 3, num_classes: int = 10, base_width: int = 16):
         super().__init__()
-        if (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        _check_resnet(depth=depth, base_width=base_width)
         n = (depth - 2) // 6
         w = base_width
         self.conv = nn.Conv2d(in_channels, w, 3, 1, 1, bias=False)
@@ -144,24 +181,64 @@ def _flat(in_shape) -> int:
     return int(math.prod(in_shape))
 
 
+# Builders take (in_shape, num_classes) and keyword-only model options; their signatures are
+# what :func:`check_model_kwargs` validates a run config's ``model_kw`` against.
+def _mlp4_bn(in_shape, num_classes, *, width=512, depth=4, init="default", bad_std=0.05):
+    return MLP(_flat(in_shape), num_classes, width=width, depth=depth, batch_norm=True, init=init, bad_std=bad_std)
+
+
+def _mlp20(in_shape, num_classes, *, width=256, depth=20, init="good", bad_std=0.05):
+    return MLP(_flat(in_shape), num_classes, width=width, depth=depth, batch_norm=False, init=init, bad_std=bad_std)
+
+
+def _mlp256(in_shape, num_classes, *, width=256, depth=2, init="default", bad_std=0.05):
+    return MLP(_flat(in_shape), num_classes, width=width, depth=depth, batch_norm=False, init=init, bad_std=bad_std)
+
+
+def _vgg11(in_shape, num_classes, *, width_mult=1.0, batch_norm=True, cfg=None):
+    return VGG(in_shape[0], num_classes, cfg=cfg, batch_norm=batch_norm, width_mult=width_mult)
+
+
+def _resnet56(in_shape, num_classes, *, depth=56, base_width=16):
+    return CifarResNet(depth, in_shape[0], num_classes, base_width=base_width)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "mlp4_bn": lambda in_shape, num_classes, width=512, depth=4, **kw: MLP(
-        _flat(in_shape), num_classes, width=width, depth=depth, batch_norm=True, **kw),
-    "mlp20": lambda in_shape, num_classes, width=256, depth=20, init="good", **kw: MLP(
-        _flat(in_shape), num_classes, width=width, depth=depth, batch_norm=False, init=init, **kw),
-    "mlp256": lambda in_shape, num_classes, width=256, depth=2, **kw: MLP(
-        _flat(in_shape), num_classes, width=width, depth=depth, batch_norm=False, **kw),
-    "vgg11": lambda in_shape, num_classes, **kw: VGG(in_shape[0], num_classes, **kw),
-    "resnet56": lambda in_shape, num_classes, depth=56, **kw: CifarResNet(depth, in_shape[0], num_classes, **kw),
+    "mlp4_bn": _mlp4_bn, "mlp20": _mlp20, "mlp256": _mlp256, "vgg11": _vgg11, "resnet56": _resnet56,
 }
+_CHECKS: dict[str, Callable[..., None]] = {
+    "mlp4_bn": _check_mlp, "mlp20": _check_mlp, "mlp256": _check_mlp, "vgg11": _check_vgg, "resnet56": _check_resnet,
+}
+
+
+def model_options(name: str) -> dict:
+    """The keyword options of model ``name`` with their defaults."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return {p.name: p.default for p in inspect.signature(MODELS[name]).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def check_model_kwargs(name: str, kw: dict) -> None:
+    """Validate ``model_kw`` for model ``name`` without building it: names against the builder's
+    signature, values (widths, depths, ``bad_std``, ``width_mult``, ResNet depth 6k+2) against the
+    same checks the constructors run. Raises ValueError naming the option and what is expected."""
+    opts = model_options(name)
+    if not isinstance(kw, dict):
+        raise ValueError(f"model_kw must be a dict of options of model {name!r}, got {kw!r}")
+    unknown = sorted(set(kw) - set(opts), key=str)
+    if unknown:
+        raise ValueError(f"model {name!r} has no option(s) {unknown}; its options are "
+                         + ", ".join(f"{k} (default {v!r})" for k, v in opts.items()))
+    _CHECKS[name](**{**opts, **kw})
 
 
 def build_model(name: str, *, in_shape=(1, 28, 28), num_classes: int = 10, seed: Optional[int] = None,
                 **kw) -> nn.Module:
     """Build a registered model. ``seed`` (if given) makes the initialisation reproducible without
-    touching the global RNG state. Extra keywords go to the model (e.g. ``width``, ``init``)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    touching the global RNG state. Extra keywords go to the model (e.g. ``width``, ``init``; see
+    :func:`model_options`); unknown or invalid ones raise ValueError."""
+    check_model_kwargs(name, kw)
     if seed is None:
         return MODELS[name](tuple(in_shape), num_classes, **kw)
     with torch.random.fork_rng(devices=[]):

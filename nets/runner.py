@@ -19,7 +19,8 @@ import torch
 
 from . import experiments as E
 from .executor import Executor, execute_task, make_executor
-from .train import RunConfig, atomic_write_json, group_key, interpolate_models, load_result, make_model, MODEL
+from .train import (MODEL, ConfigError, RunConfig, atomic_write_json, group_key, interpolate_models, load_result,
+                    make_model)
 
 
 def resolve_device(device: str) -> str:
@@ -38,8 +39,20 @@ def resolve_device(device: str) -> str:
 
 def make_tasks(runs: list[RunConfig], run_dir: Path, *, device: str, data_root=None, batched: bool = True,
                max_group: int = 25, progress: bool = False, cuda_graphs: bool = False) -> list[dict]:
-    """Group unfinished runs into tasks (vmap groups of runs sharing :func:`group_key`)."""
-    pending = [r for r in runs if load_result(run_dir / r.name) is None]
+    """Group unfinished runs into tasks (vmap groups of runs sharing :func:`group_key`).
+
+    A finished run (its ``result.json`` exists) is skipped only if it was written for the same
+    config; a result written for another config (another preset, other ``--epochs``) is an error,
+    never silently taken for this plan's."""
+    pending = []
+    for r in runs:
+        res = load_result(run_dir / r.name)
+        if res is None:
+            pending.append(r)
+        elif res.get("config") != r.to_dict():
+            raise ConfigError(f"{run_dir / r.name} holds a result written for a different config than this plan's "
+                              f"run {r.name!r} (another preset or other --epochs/--max-train-size/--measure?); "
+                              "use another --out, or remove that run directory to retrain it")
     groups: dict[str, list[RunConfig]] = {}
     for r in pending:
         groups.setdefault(group_key(r) if batched else r.name, []).append(r)
@@ -56,10 +69,13 @@ def make_tasks(runs: list[RunConfig], run_dir: Path, *, device: str, data_root=N
 def run_experiment(name: str, preset: str = "quick", out: str | Path = "results/nets", *, device: str = "cpu",
                    data_root: Optional[str] = None, seed: int = 0, dataset: Optional[str] = None,
                    executor: Executor | str | None = None, batched: bool = True, max_group: int = 25,
-                   progress: bool = False, cuda_graphs: bool = False) -> dict:
-    """Plan, run (skipping finished runs) and analyse one experiment; return its summary."""
+                   progress: bool = False, cuda_graphs: bool = False, epochs: Optional[int] = None,
+                   max_train_size: Optional[int] = None, measure: Optional[str] = None) -> dict:
+    """Plan, run (skipping finished runs) and analyse one experiment; return its summary.
+    ``epochs`` / ``max_train_size`` / ``measure`` rescale the preset (:func:`nets.experiments.rescale`)."""
     device = resolve_device(device)
-    plan = E.plan(name, preset, dataset=dataset, seed=seed)
+    plan = E.plan(name, preset, dataset=dataset, seed=seed, epochs=epochs, max_train_size=max_train_size,
+                  measure=measure)
     exp_dir = Path(out) / name
     run_dir = exp_dir / "runs"
     # fail early (before any work) if the dataset is missing
@@ -129,4 +145,5 @@ def summarise(plan: E.Plan, run_dir: Path) -> dict:
                          train_acc=f.get("train_acc"), val_acc=f.get("val_acc"), test_acc=f.get("test_acc"),
                          best_val_acc=res.get("best_val_acc"), measurements=res.get("measurements", {})))
     counts = {s: sum(1 for x in rows if x["status"] == s) for s in ("completed", "diverged", "missing", "interrupted")}
-    return dict(experiment=plan.experiment, preset=plan.preset, dataset=plan.dataset, counts=counts, runs=rows)
+    return dict(experiment=plan.experiment, preset=plan.preset, dataset=plan.dataset, overrides=plan.overrides,
+                counts=counts, runs=rows)

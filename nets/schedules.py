@@ -15,6 +15,9 @@ A schedule spec in a run config is JSON-friendly:
   as the lr spec at fixed batch size ``S`` (batch sizes rounded to integers; the achieved ratio
   is recorded per epoch in the run history).
 
+Unknown keys in a spec are an error (the message lists the valid ones). A constant batch size
+must be an integer; values produced by a batch-size *schedule* are rounded to integers.
+
 Batch sizes change between epochs (an epoch = ⌊N/S_e⌋ steps of exactly S_e samples);
 learning rates change per epoch, or per step when ``lr_per_step`` is set in the run config.
 """
@@ -52,13 +55,28 @@ except ImportError:  # pragma: no cover - local equivalent if theory.scaling is 
 
 Spec = Union[float, int, dict]
 _KEYS = ("base", "peak", "period", "milestones", "factor")
+_LR_EQUIVALENT_KEYS = ("kind", "lr", "batch_size", "lr_fixed")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_keys(spec: dict, valid: tuple, what: str) -> None:
+    """Misspelled keys (e.g. "periods") are an error, never silently ignored."""
+    unknown = sorted(set(spec) - set(valid), key=str)
+    if unknown:
+        raise ValueError(f"{what} schedule {spec!r} has unknown key(s) {unknown}; valid keys are {list(valid)}")
 
 
 def _values(spec: Spec, n: int, steps_per_epoch: int = 1) -> np.ndarray:
-    if isinstance(spec, (int, float, np.integer, np.floating)) and not isinstance(spec, bool):
+    if _is_number(spec):
         return np.full(n, float(spec))
     if not isinstance(spec, dict) or "kind" not in spec:
         raise ValueError(f"a schedule must be a number or a dict with a 'kind', got {spec!r}")
+    _check_keys(spec, ("kind",) + _KEYS, f"a {spec['kind']!r}")
+    if spec.get("base") is None:
+        raise ValueError(f"a schedule needs a 'base' value, got {spec!r}")
     kw = {k: spec[k] for k in _KEYS if spec.get(k) is not None}
     return np.asarray(schedule_values(spec["kind"], n, steps_per_epoch=steps_per_epoch, **kw), dtype=float)
 
@@ -67,7 +85,7 @@ def lr_values_epoch(spec: Spec, epochs: int) -> np.ndarray:
     """Learning rate at the start of each epoch (length ``epochs``)."""
     v = _values(spec, epochs)
     if np.any(~np.isfinite(v)) or np.any(v <= 0):
-        raise ValueError(f"lr must be > 0 at every epoch, got schedule {spec!r}")
+        raise ValueError(f"lr must be > 0 and finite at every epoch, got schedule {spec!r}")
     return v
 
 
@@ -80,10 +98,20 @@ def batch_values_epoch(spec: Spec, epochs: int, n_samples: int | None = None):
     """Integer batch size of each epoch and the max relative noise error from rounding (0 if exact)."""
     err = 0.0
     if isinstance(spec, dict) and spec.get("kind") == "lr_equivalent":
+        _check_keys(spec, _LR_EQUIVALENT_KEYS, "the 'lr_equivalent' batch-size")
+        missing = [k for k in _LR_EQUIVALENT_KEYS if spec.get(k) is None]
+        if missing:
+            raise ValueError(f"the 'lr_equivalent' batch-size schedule needs {missing}, got {spec!r}")
+        for k in ("batch_size", "lr_fixed"):
+            if not _is_number(spec[k]) or not np.isfinite(float(spec[k])) or float(spec[k]) <= 0:
+                raise ValueError(f"lr_equivalent {k} must be a finite number > 0, got {spec[k]!r}")
         lrs = lr_values_epoch(spec["lr"], epochs)
         sizes, err = lr_schedule_to_batch_schedule(lrs, spec["batch_size"], spec["lr_fixed"], round_to_int=True,
                                                    n_samples=n_samples)
     else:
+        if _is_number(spec) and not (np.isfinite(float(spec)) and float(spec) == int(float(spec))):
+            # a constant batch size is taken literally; only schedules are rounded (documented above)
+            raise ValueError(f"a constant batch_size must be an integer, got {spec!r}")
         raw = _values(spec, epochs)
         sizes = np.rint(raw).astype(np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)

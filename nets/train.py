@@ -44,10 +44,11 @@ import torch.nn.functional as F
 
 from . import data as data_mod
 from . import schedules
-from .models import build_model, count_parameters
+from .models import MODELS, build_model, check_model_kwargs, count_parameters
 
 RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
+GROUP_CHECKPOINT = "group_checkpoint.pt"   # of a vmap group, in its first run's directory
 MODEL = "model.pt"
 
 
@@ -74,6 +75,7 @@ class RunConfig:
     eval_batch_size: int = 2048
     measure: dict = field(default_factory=dict)       # end-of-run measurements, see nets.experiments
     measure_every: int = 0                            # also measure every k epochs (history "tracked"); 0: end only
+    measure_tracked: Optional[list] = None            # keys of `measure` taken every measure_every epochs; None: all
     save_model: bool = True
 
     def to_dict(self) -> dict:
@@ -94,21 +96,67 @@ def data_key(cfg: RunConfig) -> str:
 
 
 def validate(cfg: RunConfig, n_train: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Check the config; return per-epoch lr and batch sizes and the rounding error of the noise."""
-    if not isinstance(cfg.epochs, (int, np.integer)) or cfg.epochs < 1:
-        raise ConfigError(f"epochs must be an integer >= 1, got {cfg.epochs!r}")
-    if not 0.0 <= float(cfg.momentum) < 1.0:
+    """Check the config; return per-epoch lr and batch sizes and the rounding error of the noise.
+
+    Every field is checked here, before any data is touched or any step taken; a bad value raises
+    :class:`ConfigError` naming the field and what was expected."""
+    _int_field("epochs", cfg.epochs, 1)
+    _int_field("seed", cfg.seed, 0)
+    _int_field("eval_batch_size", cfg.eval_batch_size, 1)
+    _int_field("measure_every", cfg.measure_every, 0)
+    if not 0.0 <= _real_field("momentum", cfg.momentum, "in [0, 1)") < 1.0:
         raise ConfigError(f"momentum must lie in [0, 1), got {cfg.momentum!r}")
-    if float(cfg.weight_decay) < 0:
-        raise ConfigError(f"weight_decay must be >= 0, got {cfg.weight_decay!r}")
-    if not float(cfg.max_loss) > 0:
+    if not 0.0 <= _real_field("weight_decay", cfg.weight_decay, "finite and >= 0") < math.inf:
+        raise ConfigError(f"weight_decay must be finite and >= 0, got {cfg.weight_decay!r}")
+    if not _real_field("max_loss", cfg.max_loss, "> 0") > 0:   # +inf allowed: no loss bound
         raise ConfigError(f"max_loss must be > 0, got {cfg.max_loss!r}")
+    for name in ("lr_per_step", "save_model"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
+    if not isinstance(cfg.measure, dict) or not isinstance(cfg.data_kw, dict):
+        raise ConfigError(f"measure and data_kw must be dicts, got {cfg.measure!r} and {cfg.data_kw!r}")
+    try:
+        from .measure import check_measure_spec
+        check_measure_spec(cfg.measure)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.measure_tracked is not None:
+        bad = [k for k in (cfg.measure_tracked if isinstance(cfg.measure_tracked, list) else [cfg.measure_tracked])
+               if k not in cfg.measure or k in ("samples", "seed", "at_best_val")]
+        if not isinstance(cfg.measure_tracked, list) or bad:
+            raise ConfigError(f"measure_tracked must be a list of measurement keys of measure "
+                              f"({sorted(k for k in cfg.measure if k not in ('samples', 'seed', 'at_best_val'))}), "
+                              f"got {cfg.measure_tracked!r}")
+    try:
+        check_model_kwargs(cfg.model, cfg.model_kw)
+    except ValueError as exc:
+        raise ConfigError(f"model_kw: {exc}" if cfg.model in MODELS else str(exc)) from None
     try:
         lrs = schedules.lr_values_epoch(cfg.lr, cfg.epochs)
         bss, err = schedules.batch_values_epoch(cfg.batch_size, cfg.epochs, n_train)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if isinstance(cfg.batch_size, dict) and cfg.batch_size.get("kind") == "lr_equivalent":
+        # S'_e = η_fixed·S/η_e has the noise η_e/S only if the run is trained at the constant lr η_fixed
+        eta = float(cfg.batch_size["lr_fixed"])
+        constant = schedules._is_number(cfg.lr) or (isinstance(cfg.lr, dict) and cfg.lr.get("kind") == "constant")
+        if not constant or not np.allclose(lrs, eta, rtol=1e-12, atol=0.0):
+            raise ConfigError(f"lr must be the constant lr_fixed={eta!r} of the 'lr_equivalent' batch-size schedule "
+                              f"(otherwise lr/S is not the noise of its lr schedule), got lr={cfg.lr!r}")
     return lrs, bss, err
+
+
+def _int_field(name: str, v, lo: int) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _real_field(name: str, v, expect: str) -> float:
+    """A real number, not NaN (``expect`` names the range, which the caller checks)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or math.isnan(v):
+        raise ConfigError(f"{name} must be a number {expect}, got {v!r}")
+    return float(v)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -322,7 +370,7 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
             status, div_epoch = "diverged", epoch + 1
         wall += time.perf_counter() - t0
         if _track_now(cfg, epoch, status):
-            hist["tracked"].append(dict(epoch=epoch + 1, **measure_model(model, data, cfg.measure)))
+            hist["tracked"].append(dict(epoch=epoch + 1, **measure_model(model, data, tracked_spec(cfg))))
         if status != "diverged":
             best = _update_best(best, cfg, hist, lambda: {k: v.detach().clone() for k, v in model.state_dict().items()})
         if bar is not None:
@@ -389,51 +437,74 @@ def _measure_inputs(data: data_mod.DeviceData, n: int, seed: int):
     return data.x_train[idx], data.y_train[idx]
 
 
+def tracked_spec(cfg: RunConfig) -> dict:
+    """The part of ``cfg.measure`` taken during training (every ``measure_every`` epochs): the keys in
+    ``cfg.measure_tracked`` (all when None) on the same subset. Tracking only what a figure needs
+    (e.g. Fig. 1's alignment) keeps the expensive end-of-run Hessian estimates out of the loop."""
+    if cfg.measure_tracked is None:
+        return cfg.measure
+    keep = set(cfg.measure_tracked) | {"samples", "seed"}
+    return {k: v for k, v in cfg.measure.items() if k in keep}
+
+
 def measure_model(model: nn.Module, data: data_mod.DeviceData, spec: dict) -> dict:
-    """End-of-run curvature measurements through :mod:`nets.measure` (if installed).
+    """Curvature and gradient-noise measurements of a trained model through :mod:`nets.measure`.
 
-    ``spec`` keys: ``samples`` (training subset, default 1024), ``seed``, and any of
-    ``hessian_norm_fd``, ``hessian_top_eigenvalue``, ``hessian_trace_hutchinson`` mapped to a
-    dict of keyword arguments, and ``alignment`` (noise-geometry metrics of
-    :func:`nets.geometry.alignment_metrics` with the cross-entropy Gauss–Newton matrix, on the first
-    ``alignment["samples"]`` (default 128) points of the subset). Convention: the model is in eval mode (BN uses running
-    statistics), so the loss is a fixed function of the parameters. Failures are recorded as
-    ``{"error": ...}`` and never stop the run.
+    ``spec`` (``RunConfig.measure``) keys, checked by :func:`nets.measure.check_measure_spec`
+    (an unknown key or keyword raises ``ValueError`` naming it and listing the valid ones):
+
+    * options: ``samples`` (size of the training subset every measurement uses, default 1024),
+      ``seed`` (which subset), ``at_best_val`` (used by the training loop, Fig. 15);
+    * measurements, each mapped to ``None`` or a dict of keyword arguments of the function of the
+      same name in :mod:`nets.measure`: ``hessian_frobenius_hutchinson`` (‖H‖_F from exact HVPs:
+      the Hessian norm to read), ``hessian_trace_hutchinson``, ``hessian_top_eigenvalue`` /
+      ``hessian_top_eigenvalues`` (Lanczos or power iteration), ``hessian_norm_fd`` (the paper's
+      finite-difference estimate; it does not converge as eps → 0 on ReLU networks, see its
+      docstring), ``gradient_noise_stats`` (tr C, top eigenvalues of C, gradient noise scale,
+      alignment Tr(CH)/(‖C‖_F‖H‖_F)) and ``alignment`` (noise geometry of
+      :func:`nets.geometry.alignment_metrics` with the cross-entropy Gauss–Newton matrix). The last
+      two hold the (n, p) per-sample gradients in float64 and run on the first ``samples`` points
+      (their own keyword; default :data:`nets.measure.SUBSET_DEFAULTS`, 128) of the subset.
+
+    Loss: cross-entropy (mean). Convention: the model is in eval mode (BN uses running statistics),
+    so the loss is a fixed function of the parameters; every submodule's train/eval flag is
+    restored. A failing measurement is recorded as ``{"error": ...}`` and never stops the run.
+    The returned dict also holds ``measure_wall_s`` (wall time of the whole call, data subset
+    included) and ``measure_wall_s_by_key`` (per measurement), so that benchmarks can include the
+    measurement time in run-time estimates.
     """
-    res: dict = {}
-    try:
-        from . import measure as M  # written by another engineer; optional until it lands
-    except Exception as exc:  # pragma: no cover - depends on the file being present
-        return {"unavailable": f"nets.measure not importable: {exc}"}
-    x, y = _measure_inputs(data, int(spec.get("samples", 1024)), int(spec.get("seed", 0)))
-    was = model.training
-    model.eval()
-    loss_fn = nn.CrossEntropyLoss()
-    aliases = {"hessian_top_eigenvalue": ("hessian_top_eigenvalue", "hessian_top_eigenvalues")}
-    for name in ("hessian_norm_fd", "hessian_top_eigenvalue", "hessian_trace_hutchinson"):
-        if name not in spec:
-            continue
-        fn = next((getattr(M, a) for a in aliases.get(name, (name,)) if hasattr(M, a)), None)
-        if fn is None:
-            res[name] = {"error": "not provided by nets.measure"}
-            continue
-        try:
-            val = fn(model, loss_fn, x, y, **(spec.get(name) or {}))
-            res[name] = _to_jsonable(val)
-        except Exception as exc:
-            res[name] = {"error": f"{type(exc).__name__}: {exc}"}
-    if "alignment" in spec:
-        # noise geometry (Wang & Wu 2023) on a subset: per-sample gradients are (n, p) in float64
-        kw = dict(spec.get("alignment") or {})
-        n_align = min(int(kw.pop("samples", 128)), x.shape[0])
-        try:
-            from .geometry import alignment_metrics
+    from . import measure as M
 
-            val = alignment_metrics(model, x[:n_align], y[:n_align], loss="ce", **kw)
-            res["alignment"] = _to_jsonable(val)
-        except Exception as exc:
-            res["alignment"] = {"error": f"{type(exc).__name__}: {exc}"}
-    model.train(was)
+    M.check_measure_spec(spec)
+    cuda = torch.device(data.device).type == "cuda"
+
+    def now():
+        if cuda:
+            torch.cuda.synchronize(data.device)
+        return time.perf_counter()
+
+    t_start = now()
+    res: dict = {}
+    by_key: dict = {}
+    x, y = _measure_inputs(data, int(spec.get("samples", 1024)), int(spec.get("seed", 0)))
+    loss_fn = nn.CrossEntropyLoss()
+    with M.eval_mode(model):
+        for name in M.MEASUREMENTS:
+            if name not in spec:
+                continue
+            kw = dict(spec.get(name) or {})
+            xs, ys = x, y
+            if name in M.SUBSET_DEFAULTS:
+                m = min(int(kw.pop("samples", M.SUBSET_DEFAULTS[name])), x.shape[0])
+                xs, ys = x[:m], y[:m]
+            t0 = now()
+            try:
+                res[name] = _to_jsonable(M.measurement_function(name)(model, loss_fn, xs, ys, **kw))
+            except Exception as exc:
+                res[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            by_key[name] = now() - t0
+    res["measure_wall_s"] = now() - t_start
+    res["measure_wall_s_by_key"] = by_key
     return res
 
 
@@ -531,7 +602,10 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
     with a warning. Not exercised by the CPU test-suite: check it on a GPU with
     ``benchmarks/bench_nets.py --cuda-graphs`` (it compares against the eager result).
     The group checkpoints to ``group_checkpoint.pt`` in the first run's directory after every
-    epoch (resumed when the same group is rerun) and writes each run's ``result.json`` when done."""
+    epoch (resumed when the same group is rerun) and writes every run's ``result.json`` when the
+    whole group is done (a run that diverged stays in the group, frozen at lr 0, until then; the
+    first run's result last), so that an interrupted group is always resumed whole from its
+    checkpoint (see :func:`group_checkpoint_members` and ``nets.executor.execute_task``)."""
     from torch.func import functional_call, grad, stack_module_state, vmap
 
     cfgs = list(cfgs)
@@ -562,7 +636,9 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
     best: list = [None] * K
     start, wall = 0, 0.0
     outs = [Path(o) for o in out_dirs] if out_dirs is not None else None
-    ck_path = outs[0] / "group_checkpoint.pt" if outs else None
+    ck_path = outs[0] / GROUP_CHECKPOINT if outs else None
+    ck_dirs = [os.path.relpath(o, outs[0]) for o in outs] if outs else None  # relative: the tree may move
+    finished_before: list = [None] * K   # results already on disk of runs that were done at the checkpoint
     if ck_path is not None and ck_path.is_file():
         ck = torch.load(ck_path, map_location=device, weights_only=False)
         if ck["configs"] != [c.to_dict() for c in cfgs]:  # the group changed (e.g. some runs finished): restart it
@@ -573,6 +649,11 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
             hists, status, div_epoch, start, wall = (ck["histories"], ck["status"], ck["diverged_epoch"], ck["epoch"],
                                                      ck["wall_s"])
             best = ck.get("best", best)
+            for k, c in enumerate(cfgs):
+                if status[k] == "diverged" or len(hists[k]["epoch"]) >= c.epochs:
+                    r = load_result(outs[k])
+                    if r is not None and r.get("config") == c.to_dict():
+                        finished_before[k] = r
 
     def loss_fn(p, b, x, y):
         out = functional_call(base, (p, b), (x,))
@@ -690,7 +771,7 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
             if _track_now(c, epoch, status[k]):
                 m = models[k]
                 m.load_state_dict({**{kk: v[k] for kk, v in params.items()}, **{kk: v[k] for kk, v in buffers.items()}})
-                hists[k]["tracked"].append(dict(epoch=epoch + 1, **measure_model(m, data, c.measure)))
+                hists[k]["tracked"].append(dict(epoch=epoch + 1, **measure_model(m, data, tracked_spec(c))))
             if status[k] != "diverged":
                 best[k] = _update_best(best[k], c, hists[k], lambda: {
                     **{kk: v[k].detach().clone() for kk, v in params.items()},
@@ -698,27 +779,58 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
         if bar is not None:
             bar.update(1)
         if ck_path is not None:
-            atomic_torch_save(ck_path, dict(configs=[c.to_dict() for c in cfgs], params=params, buffers=buffers,
+            atomic_torch_save(ck_path, dict(configs=[c.to_dict() for c in cfgs], out_dirs=ck_dirs,
+                                            params=params, buffers=buffers,
                                             mom_buf=mom_buf, histories=hists, status=status, diverged_epoch=div_epoch,
                                             epoch=epoch + 1, wall_s=wall, best=best))
     if bar is not None:
         bar.close()
-    results = []
-    for k, c in enumerate(cfgs):
-        done = status[k] == "diverged" or len(hists[k]["epoch"]) >= c.epochs
-        if not done:
-            results.append(dict(config=c.to_dict(), status="interrupted", history=hists[k],
-                                epochs_done=len(hists[k]["epoch"])))
+    # Results are written only once the whole group is done (a member that diverged early keeps
+    # training as a frozen member, lr 0, and gets its result.json with the others), and the first
+    # run's, whose directory holds the group checkpoint, last: while any member is unfinished, the
+    # first run is unfinished, so a restart (nets.executor.execute_task) finds the checkpoint and
+    # resumes the whole group from it instead of retraining the survivors from scratch.
+    done = [status[k] == "diverged" or len(hists[k]["epoch"]) >= c.epochs for k, c in enumerate(cfgs)]
+    results: list = [None] * K
+    for k in list(range(1, K)) + [0]:
+        c = cfgs[k]
+        if not done[k]:
+            results[k] = dict(config=c.to_dict(), status="interrupted", history=hists[k],
+                              epochs_done=len(hists[k]["epoch"]))
+            continue
+        if finished_before[k] is not None:
+            results[k] = finished_before[k]
             continue
         st = "diverged" if status[k] == "diverged" else "completed"
         m = models[k]
         m.load_state_dict({**{kk: v[k] for kk, v in params.items()}, **{kk: v[k] for kk, v in buffers.items()}})
-        r = _finish(c, m, data, hists[k], st, div_epoch[k], wall / K, bs_err, outs[k] if outs else None, best[k])
+        write = outs is not None and all(done)
+        r = _finish(c, m, data, hists[k], st, div_epoch[k], wall / K, bs_err, outs[k] if write else None, best[k])
         r["batched"] = {"group_size": K, "group_wall_s": wall}
-        if outs:
+        if write:
             atomic_write_json(outs[k] / RESULT, r)
-        results.append(r)
+        results[k] = r
     return results
+
+
+def group_checkpoint_members(out_dir) -> Optional[tuple[list, list, list]]:
+    """The vmap group whose checkpoint lies in ``out_dir`` (its first run's directory), as
+    ``(configs, run directories, done)`` with ``done[k]`` true for a run that had diverged or
+    finished all epochs at the checkpoint; None if there is no such checkpoint (or it predates
+    the stored directory list)."""
+    path = Path(out_dir) / GROUP_CHECKPOINT
+    if not path.is_file():
+        return None
+    try:  # mmap: read the small metadata without loading the stacked parameters
+        ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except RuntimeError:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    if "out_dirs" not in ck:
+        return None
+    cfgs = [RunConfig.from_dict(d) for d in ck["configs"]]
+    dirs = [Path(os.path.normpath(Path(out_dir) / d)) for d in ck["out_dirs"]]
+    done = [s == "diverged" or len(h["epoch"]) >= c.epochs for s, h, c in zip(ck["status"], ck["histories"], cfgs)]
+    return cfgs, dirs, done
 
 
 _GRAPH_WARMUP = 3

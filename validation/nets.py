@@ -6,6 +6,11 @@ PNG per experiment and prints statements comparing each result with the theory (
 
 * Fig. 1/8/9/15 — Spearman ρ(log ‖H‖, log η/S) < 0 predicted (higher noise → flatter minimum,
   eq. 3); ρ(validation accuracy, log η/S) reported (positive in the paper for Fig. 1/9).
+  "Hessian norm" is ‖H‖_F from exact Hessian-vector products (``hessian_frobenius_hutchinson``);
+  the paper's finite-difference estimate (``hessian_norm_fd``) is used only for results without
+  it, as it is unreliable on ReLU networks; each statement and axis label names the estimator.
+  Where ``gradient_noise_stats`` were measured, tr C, the noise scale and cos(C, H) vs η/S are
+  reported (third panel).
 * Fig. 2/3 — interpolation: the loss rise half a unit beyond each endpoint (α = −0.5 and 1.5)
   as a sharpness proxy; the endpoint with the lower η/S should be sharper (Fig. 2), equal-η/S
   endpoints should be alike (Fig. 3: rise ratio within a factor 2).
@@ -47,13 +52,50 @@ def load_experiment(exp_dir: Path) -> dict:
     return dict(name=exp_dir.name, plan=plan, runs=runs, analysis=analysis)
 
 
-def _hnorm(r) -> Optional[float]:
-    m = r.get("measurements", {}).get("hessian_norm_fd")
+# Hessian-norm estimators, preferred first: ‖H‖_F by Hutchinson on exact Hessian-vector products, then the
+# paper's finite-difference estimate, which on ReLU networks does not converge as eps → 0 (it grows like
+# eps^-1/2: kinks crossed by the difference quotient; see nets.measure.hessian_norm_fd) and is used only
+# when the exact estimate was not measured.
+HNORM_ESTIMATORS = ("hessian_frobenius_hutchinson", "hessian_norm_fd")
+HNORM_LABELS = {"hessian_frobenius_hutchinson": "‖H‖_F, exact HVPs (Hutchinson)",
+                "hessian_norm_fd": "‖H‖_F, finite differences (paper's; unreliable for ReLU)"}
+
+
+def _meas_value(m) -> Optional[float]:
     if isinstance(m, dict) and "value" in m:
         return float(m["value"])
-    if isinstance(m, (int, float)):
+    if isinstance(m, (int, float)) and not isinstance(m, bool):
         return float(m)
     return None
+
+
+def _hnorm(r, estimator: Optional[str] = None) -> Optional[float]:
+    """Hessian norm of a result (or of a ``{"measurements": ...}`` / tracked entry): the given
+    estimator's value, or with ``estimator=None`` the first of :data:`HNORM_ESTIMATORS` present."""
+    meas = r.get("measurements", r) or {}
+    for key in ((estimator,) if estimator else HNORM_ESTIMATORS):
+        v = _meas_value(meas.get(key))
+        if v is not None:
+            return v
+    return None
+
+
+def _hnorm_estimator(entries) -> Optional[str]:
+    """The one estimator to use for a set of results compared with each other: the exact one if any
+    result has it (results without it are then left out, never mixed with FD values), else FD."""
+    entries = list(entries)
+    for key in HNORM_ESTIMATORS:
+        if any(_hnorm(e, key) is not None for e in entries):
+            return key
+    return None
+
+
+def _hnorms(entries) -> tuple[np.ndarray, Optional[str], str]:
+    """(values with NaN where missing, estimator key, label) for results compared with each other."""
+    entries = list(entries)
+    est = _hnorm_estimator(entries)
+    vals = [_hnorm(e, est) if est else None for e in entries]
+    return np.array([np.nan if v is None else v for v in vals], float), est, HNORM_LABELS.get(est, "no Hessian norm")
 
 
 def _topeig(r) -> Optional[float]:
@@ -114,27 +156,69 @@ def analyse_sharpness_grid(exp, out: Path, *, acc_sign: Optional[int] = 1, split
         g = k.split("_")[0] if split_by == "prefix" else "all"
         groups.setdefault(g, {})[k] = r
     statements = []
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    est = _hnorm_estimator(comp.values())        # one estimator for every group (never mixed)
+    hlabel = HNORM_LABELS.get(est, "Hessian norm")
+    has_gn = any(_grad_noise(r) for r in comp.values())
+    fig, ax = plt.subplots(1, 3 if has_gn else 2, figsize=(15 if has_gn else 10, 4))
     for g, rs in groups.items():
         n = np.array([_noise(r) for r in rs.values()])
-        h = np.array([_hnorm(r) if _hnorm(r) is not None else np.nan for r in rs.values()])
+        h = np.array([np.nan if _hnorm(r, est) is None else _hnorm(r, est) for r in rs.values()]) if est else \
+            np.full(len(rs), np.nan)
         acc = np.array([r["final"]["val_acc"] for r in rs.values()])
         tag = "" if g == "all" else f"[{g} init] "
         if np.isfinite(h).any():
-            statements.append(_corr_statement(f"{tag}log Hessian norm, log eta/S", *spearman(np.log(n), np.log(h)), -1))
+            st = _corr_statement(f"{tag}log Hessian norm [{hlabel}], log eta/S", *spearman(np.log(n), np.log(h)), -1)
+            st["estimator"] = est
+            statements.append(st)
             ax[0].loglog(n, h, "o", label=g)
         statements.append(_corr_statement(f"{tag}val. accuracy, log eta/S", *spearman(np.log(n), acc), acc_sign))
         ax[1].semilogx(n, acc, "o", label=g)
+        if has_gn:
+            statements += _grad_noise_statements(rs, tag, ax[2], g)
     n_div = sum(1 for r in exp["runs"].values() if r["status"] == "diverged")
     statements.append(dict(statement=f"{n_div} diverged run(s) excluded from the correlations", n=n_div))
-    ax[0].set(xlabel="η/S", ylabel="Hessian norm (finite differences)", title=f"{exp['name']}: sharpness")
+    ax[0].set(xlabel="η/S", ylabel=f"Hessian norm: {hlabel}", title=f"{exp['name']}: sharpness")
     ax[1].set(xlabel="η/S", ylabel="validation accuracy", title=f"{exp['name']}: generalisation")
+    if has_gn:
+        ax[2].set(xlabel="η/S", ylabel="tr C (per-sample gradient covariance)", xscale="log", yscale="log",
+                  title=f"{exp['name']}: gradient noise at the end")
     for a in ax:
         a.legend() if len(groups) > 1 else None
     fig.tight_layout()
     fig.savefig(out / f"{exp['name']}.png", dpi=120)
     plt.close(fig)
     return statements
+
+
+def _grad_noise(r) -> Optional[dict]:
+    """The end-of-run ``gradient_noise_stats`` of a result (None if absent or failed)."""
+    g = (r.get("measurements") or {}).get("gradient_noise_stats")
+    return g if isinstance(g, dict) and "trace_cov" in g else None
+
+
+def _grad_noise_statements(rs: dict, tag: str, ax, label) -> list[dict]:
+    """Gradient-noise panel and statements for one group of a grid: tr C (the trace of the per-sample
+    gradient covariance, the paper's effective σ²·p), the simple noise scale B = tr C/‖∇L‖²
+    (McCandlish et al. 2018) and the cosine Tr(CH)/(‖C‖_F‖H‖_F) against η/S. Reported, not tested:
+    the theory (C = σ²I) makes no prediction for them, and C ≠ σ²I is what they measure."""
+    pts = [(_noise(r), _grad_noise(r)) for r in rs.values() if _grad_noise(r)]
+    if not pts:
+        return []
+    n = np.array([p for p, _ in pts])
+    tr = np.array([g["trace_cov"] for _, g in pts], float)
+    b = np.array([g.get("b_simple", np.nan) for _, g in pts], float)
+    cos = np.array([g.get("alignment", np.nan) for _, g in pts], float)
+    ax.loglog(n, tr, "o", label=f"{label}" if label != "all" else "tr C")
+    st = _corr_statement(f"{tag}log tr C (gradient noise, {int(pts[0][1]['n_samples'])} samples), log eta/S",
+                         *spearman(np.log(n), np.log(tr)), None)
+    fin = lambda x: x[np.isfinite(x)]
+    med = lambda x: f"{np.median(fin(x)):.3g}" if fin(x).size else "n/a"
+    rng = lambda x: f"[{fin(x).min():.3g}, {fin(x).max():.3g}]" if fin(x).size else "n/a"
+    summary = dict(statement=(f"{tag}gradient noise at the end of training over {len(pts)} runs: tr C median "
+                              f"{med(tr)} (range {rng(tr)}), noise scale B = tr C/|grad L|^2 median {med(b)} "
+                              f"(range {rng(b)}), cosine(C, H) median {med(cos)} (reported; the theory assumes "
+                              f"C = sigma^2 I)"), n=len(pts))
+    return [st, summary]
 
 
 def _alignment_series(r):
@@ -200,8 +284,12 @@ def analyse_interpolation(exp, out: Path) -> list[dict]:
     statements = []
     if not ana:
         return [dict(statement="no interpolation results (runs missing or diverged)")]
-    fig, axes = plt.subplots(1, len(ana), figsize=(4 * len(ana), 3.5), squeeze=False)
-    for ax, a in zip(axes[0], ana):
+    ncol = min(3, len(ana))              # Fig. 2 full: 3 comparisons per seed, one row per seed
+    nrow = -(-len(ana) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.5 * nrow), squeeze=False)
+    for ax in axes.flat[len(ana):]:
+        ax.set_visible(False)
+    for ax, a in zip(axes.flat, ana):
         for split, st in (("train", "-"), ("test", "--")):
             ax.plot(a["alphas"], a[split]["loss"], st, label=f"{split} loss")
         ax.set(title=a["label"], xlabel=f"α  (0: {a['a']}, 1: {a['b']})", ylabel="loss", yscale="log")
@@ -294,10 +382,12 @@ def analyse_memorisation(exp, out: Path) -> list[dict]:
                                           *spearman(np.log(n), tr), -1))
         for label, get in (("", lambda r: r), (" at best val.", lambda r: dict(
                 measurements=r.get("measurements_best_val", {})))):
-            h = np.array([_hnorm(get(r)) if _hnorm(get(r)) is not None else np.nan for r in rs])
+            h, est, hlabel = _hnorms(get(r) for r in rs)
             if np.isfinite(h).any():
-                statements.append(_corr_statement(tag + f"log Hessian norm{label}, log eta/S",
-                                                  *spearman(np.log(n), np.log(h)), -1))
+                st = _corr_statement(tag + f"log Hessian norm{label} [{hlabel}], log eta/S",
+                                     *spearman(np.log(n), np.log(h)), -1)
+                st["estimator"] = est
+                statements.append(st)
     fig.tight_layout()
     fig.savefig(out / f"{exp['name']}.png", dpi=120)
     plt.close(fig)
@@ -363,16 +453,19 @@ def analyse_table1(exp, out: Path) -> list[dict]:
     for k, r in exp["runs"].items():
         groups.setdefault(k.rsplit("_s", 1)[0], []).append(r)
     statements, names, means, sds = [], [], [], []
+    all_comp = [r for r in exp["runs"].values() if r["status"] == "completed"]
+    est = _hnorm_estimator(all_comp)                 # one estimator for every schedule (never mixed)
+    hlabel = HNORM_LABELS.get(est, "Hessian norm")
     for g, rs in sorted(groups.items()):
         comp = [r for r in rs if r["status"] == "completed"]
         te = np.array([r["final"]["test_acc"] for r in comp])
         va = np.array([r["final"]["val_acc"] for r in comp])
         lo = np.array([r["final"]["train_loss"] for r in comp])
-        hn = [h for h in (_hnorm(r) for r in comp) if h is not None]
+        hn = [h for h in (_hnorm(r, est) for r in comp) if h is not None] if est else []
         sd = lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
         statements.append(dict(statement=(
             f"{g}: test acc {te.mean():.4f} ± {sd(te):.4f}, val acc {va.mean():.4f} ± {sd(va):.4f}, loss "
-            f"{lo.mean():.4f} ± {sd(lo):.4f}, Hessian norm {np.mean(hn) if hn else float('nan'):.4g} "
+            f"{lo.mean():.4f} ± {sd(lo):.4f}, Hessian norm [{hlabel}] {np.mean(hn) if hn else float('nan'):.4g} "
             f"(n = {len(comp)}, diverged {len(rs) - len(comp)})")))
         names.append(g), means.append(te.mean() if len(te) else np.nan), sds.append(sd(te))
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
@@ -381,13 +474,12 @@ def analyse_table1(exp, out: Path) -> list[dict]:
     ax.set(ylabel="test accuracy", title="Table 1: schedules")
     for g, rs in sorted(groups.items()):   # Fig. 16: Hessian norm through training (first repetition)
         tr = rs[0]["history"].get("tracked", []) if rs else []
-        pts = [(t["epoch"], t["hessian_norm_fd"]["value"]) for t in tr
-               if isinstance(t.get("hessian_norm_fd"), dict) and "value" in t["hessian_norm_fd"]]
-        if rs and _hnorm(rs[0]) is not None:                 # end-of-run measurement
-            pts.append((rs[0]["history"]["epoch"][-1], _hnorm(rs[0])))
+        pts = [(t["epoch"], _hnorm(t, est)) for t in tr if est and _hnorm(t, est) is not None]
+        if rs and est and _hnorm(rs[0], est) is not None:    # end-of-run measurement
+            pts.append((rs[0]["history"]["epoch"][-1], _hnorm(rs[0], est)))
         if pts:
             axes[1].semilogy(*zip(*pts), "o-", label=g)
-    axes[1].set(xlabel="epoch", ylabel="Hessian norm", title="Fig. 16: sharpness through training")
+    axes[1].set(xlabel="epoch", ylabel=f"Hessian norm: {hlabel}", title="Fig. 16: sharpness through training")
     if axes[1].lines:
         axes[1].legend(fontsize=7)
     fig.tight_layout()

@@ -15,3 +15,15 @@ def test_bench_runs(tmp_path):
     for k in ("dataloader_samples_per_s", "on_device_samples_per_s", "vmap_grid_samples_per_s"):
         assert row[k] > 0
     assert (tmp_path / "b.json").is_file()
+
+
+def test_bench_times_fig1_measurements(tmp_path):
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nets.py"
+    spec = importlib.util.spec_from_file_location("bench_nets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--synthetic", "--train-size", "256", "--width", "16", "--k", "2", "--batch-sizes", "32",
+                    "--measure"])
+    assert out["fig1_measure_final_s"] > 0 and out["fig1_measure_tracked_s"] > 0
+    # 25 runs, each: one end-of-run set + 7 tracked sets (every 25 of 200 epochs, the last excluded)
+    assert out["fig1_measure_grid_s"] == 25 * (out["fig1_measure_final_s"] + 7 * out["fig1_measure_tracked_s"])

@@ -104,18 +104,103 @@ def test_corrupt_labels_fraction_and_uniformity():
         D.corrupt_labels(y, 1.5, 10, seed=0)
 
 
+def _crop_flip_matches(out, x, pad_val, padding):
+    """For each output sample, the (offset y, offset x, flip) of every window of the padded input
+    it equals exactly: a (B, 2P+1, 2P+1, 2) boolean array (flip index 0 = not flipped)."""
+    b, c, h, w = x.shape
+    padded = pad_val.view(1, c, 1, 1).expand(b, c, h + 2 * padding, w + 2 * padding).clone()
+    padded[:, :, padding:padding + h, padding:padding + w] = x
+    win = padded.unfold(2, h, 1).unfold(3, w, 1)                     # (B, C, 2P+1, 2P+1, H, W)
+    o = out[:, :, None, None]
+    plain = (win == o).flatten(start_dim=4).all(-1).all(1)           # (B, 2P+1, 2P+1)
+    flipped = (win.flip(-1) == o).flatten(start_dim=4).all(-1).all(1)
+    return torch.stack([plain, flipped], -1).numpy()
+
+
 def test_augment_crop_flip_shapes_and_content():
-    g = torch.Generator().manual_seed(0)
-    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
-    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
-    out = D.augment_batch(x, g, mean, std, padding=0)
-    # no padding: each output is the input or its horizontal mirror
-    for i in range(2):
-        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
-    out = D.augment_batch(x.repeat(50, 1, 1, 1), g, mean, std, padding=4)
-    assert out.shape == (100, 3, 8, 8)
-    # padded entries take the value of a raw 0 pixel, here (0 − 0)/1 = 0; some crops must show padding
-    assert (out == 0).sum() > 0
+    """Every output is exactly one shifted (pad-4 crop) window of the zero-padded raw image,
+    mirrored or not; all shifts and both flip states occur; reproducible from the generator.
+    Fails for a no-op, flip-only or crop-only augmentation."""
+    b, c, h, w, p = 400, 3, 8, 8, 4
+    mean = torch.tensor([0.1, 0.2, 0.3]).view(1, c, 1, 1)
+    std = torch.tensor([0.5, 1.0, 2.0]).view(1, c, 1, 1)
+    pad_val = (-mean / std).view(c)          # a raw 0 pixel after normalisation: negative, never in x
+    # positive and distinct within each sample, so a window and flip state is identified uniquely
+    x = 1.0 + torch.arange(c * h * w, dtype=torch.float32).reshape(1, c, h, w) + \
+        torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1) * 1000.0
+    out = D.augment_batch(x, torch.Generator().manual_seed(0), mean, std, padding=p)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    m = _crop_flip_matches(out, x, pad_val, p)
+    assert np.all(m.reshape(b, -1).sum(1) == 1)                       # each output: exactly one window
+    oy, ox, fl = (idx for idx in np.nonzero(m)[1:])
+    # offsets uniform on {0..2P}: P(a given value never occurs in 400 draws) = (8/9)^400 < 1e-20
+    assert set(oy.tolist()) == set(range(2 * p + 1)) and set(ox.tolist()) == set(range(2 * p + 1))
+    # flips ~ Binomial(400, 1/2): mean 200, sd 10; 5 sd bound (two-sided p < 1e-6)
+    assert abs(int(fl.sum()) - 200) < 50
+    # padding shows up as the per-channel value of a raw 0 pixel in the shifted crops
+    shifted = (oy != p) | (ox != p)
+    assert shifted.any()
+    for ch in range(c):
+        assert torch.any(out[torch.from_numpy(shifted), ch] == pad_val[ch])
+    # reproducible from the generator's seed; another seed gives other crops
+    again = D.augment_batch(x, torch.Generator().manual_seed(0), mean, std, padding=p)
+    other = D.augment_batch(x, torch.Generator().manual_seed(1), mean, std, padding=p)
+    assert torch.equal(out, again) and not torch.equal(out, other)
+    # no padding: each output is the image or its mirror, and both occur
+    out0 = D.augment_batch(x[:64], torch.Generator().manual_seed(2), mean, std, padding=0)
+    same = [torch.equal(out0[i], x[i]) for i in range(64)]
+    mirrored = [torch.equal(out0[i], x[i].flip(-1)) for i in range(64)]
+    assert all(s != f for s, f in zip(same, mirrored)) and any(same) and any(mirrored)  # P(fail) = 2^-63
+
+
+def test_flat_root_is_ambiguous_between_mnist_and_fashion_mnist(tmp_path, monkeypatch, make_idx):
+    """MNIST and Fashion-MNIST share file names: idx files directly in --data-root are taken as a
+    dataset's only when the root is named for it; otherwise an error explaining the layout."""
+    monkeypatch.setenv(D.ENV_VAR, str(tmp_path / "nothing"))
+    monkeypatch.setattr(D, "DEBIAN_ROOT", tmp_path / "no-debian")
+    flat = make_idx(tmp_path / "downloads", n_train=50, n_test=10)
+    for name in ("fashion-mnist", "mnist"):
+        with pytest.raises(D.DatasetNotFoundError) as ei:
+            D.locate(name, flat)
+        msg = str(ei.value)
+        assert "share file names" in msg and str(flat / D._SUBDIRS[name][0]) in msg
+    mn = make_idx(tmp_path / "mnist", n_train=50, n_test=10)
+    assert D.locate("mnist", mn) == mn
+    with pytest.raises(D.DatasetNotFoundError, match="share file names"):
+        D.locate("fashion-mnist", mn)
+    fm = make_idx(tmp_path / "x" / "Fashion_MNIST", n_train=50, n_test=10)
+    assert D.locate("fashion-mnist", fm) == fm                        # alias, case-insensitive
+    raw = make_idx(tmp_path / "y" / "FashionMNIST" / "raw", n_train=50, n_test=10)
+    assert D.locate("fashion-mnist", raw) == raw                      # torchvision's directory itself
+    with pytest.raises(D.DatasetNotFoundError):
+        D.locate("mnist", raw)
+    # CIFAR-10's file names are its own: files directly in any root are fine
+    flat_c = tmp_path / "somewhere"
+    flat_c.mkdir()
+    for f in D._CIFAR_TRAIN + D._CIFAR_TEST:
+        D.write_cifar_batch(flat_c / f, np.zeros((2, 3, 32, 32), np.uint8), [0, 1])
+    assert D.locate("cifar10", flat_c) == flat_c
+
+
+def test_existing_explicit_data_root_never_falls_back(tmp_path, tiny_root, monkeypatch):
+    """An explicit root that exists but lacks the dataset is an error (where it looked, how to get
+    the data), even when $THREE_FACTORS_DATA and the Debian directory both hold it."""
+    monkeypatch.setenv(D.ENV_VAR, str(tiny_root))
+    monkeypatch.setattr(D, "DEBIAN_ROOT", tiny_root)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(D.DatasetNotFoundError) as ei:
+        D.locate("fashion-mnist", empty)
+    msg = str(ei.value)
+    looked = msg.split("Looked in:")[1].split(" An explicit --data-root is the only place searched")[0]
+    assert str(empty / "fashion-mnist") in looked and str(tiny_root) not in looked   # the root only
+    assert "apt-get install dataset-fashion-mnist" in msg and "python -m nets download fashion-mnist" in msg
+    with pytest.raises(D.DatasetNotFoundError):
+        D.load("fashion-mnist", data_root=empty)
+    # without --data-root the documented order applies: $THREE_FACTORS_DATA/<name>, then Debian's
+    assert D.locate("fashion-mnist") == tiny_root / "fashion-mnist"
+    monkeypatch.delenv(D.ENV_VAR)
+    assert D.locate("mnist") == tiny_root / "mnist"
 
 
 def test_missing_explicit_data_root_is_an_error_not_a_fallback(tmp_path, tiny_root, monkeypatch):
