@@ -142,6 +142,29 @@ def _plt():
     return plt
 
 
+def scale_label(plan: Optional[dict]) -> str:
+    """'fig1 · full preset · fashion-mnist' plus any rescaling overrides (``nets run --epochs ...``)."""
+    if not plan:
+        return ""
+    label = f"{plan.get('experiment', '')} · {plan.get('preset', '?')} preset · {plan.get('dataset', '?')}"
+    ov = plan.get("overrides") or {}
+    if ov:
+        label += " · rescaled: " + ", ".join(f"{k}={v}" for k, v in ov.items())
+    return label
+
+
+def _save(fig, exp, path: Path):
+    """Every figure names its experiment, preset and any rescaling, so a rescaled run's figure is
+    never mistaken for the preset's."""
+    label = scale_label(exp.get("plan"))
+    if label:
+        fig.suptitle(label, fontsize=8, y=0.995, ha="center")
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+    else:
+        fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def _completed(exp):
     return {k: r for k, r in exp["runs"].items() if r["status"] == "completed"}
 
@@ -184,8 +207,7 @@ def analyse_sharpness_grid(exp, out: Path, *, acc_sign: Optional[int] = 1, split
                   title=f"{exp['name']}: gradient noise at the end")
     for a in ax:
         a.legend() if len(groups) > 1 else None
-    fig.tight_layout()
-    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    _save(fig, exp, out / f"{exp['name']}.png")
     plt.close(fig)
     return statements
 
@@ -254,9 +276,13 @@ def analyse_alignment(exp, out: Path) -> list[dict]:
     ax[0].set(xlabel="epoch", ylabel="cosine(Σ₁, G)", title=f"{exp['name']}: noise–curvature alignment", ylim=(0, 1))
     ax[1].set(xlabel="epoch", ylabel="μ = Tr(Σ₁G)/(2L‖G‖²_F)", title="average alignment (square-loss normalisation)",
               yscale="log")
-    ax[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / f"{exp['name']}_alignment.png", dpi=120)
+    if len(series) <= 8:
+        ax[0].legend(fontsize=7)
+    else:                      # a legend of a whole grid would cover the curves: a colour bar of η/S
+        from matplotlib.colors import LogNorm
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=LogNorm(np.exp(lo), np.exp(hi) if hi > lo else np.exp(lo) * 1.01))
+        fig.colorbar(sm, ax=ax[1], label="η/S")
+    _save(fig, exp, out / f"{exp['name']}_alignment.png")
     plt.close(fig)
     final_cos = np.array([v[1][-1] for v in series.values()])
     n = np.array([noises[k] for k in series])
@@ -317,8 +343,7 @@ def analyse_interpolation(exp, out: Path) -> list[dict]:
                 verdict = ("agrees with the theory" if ratio <= 2 else "disagrees with the theory") + \
                     f" (rise ratio {ratio:.2f}, similar if ≤ 2)"
             statements.append(dict(statement=f"{head}; same η/S: {verdict}", verdict=verdict))
-    fig.tight_layout()
-    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    _save(fig, exp, out / f"{exp['name']}.png")
     plt.close(fig)
     return statements
 
@@ -336,8 +361,7 @@ def analyse_schedules(exp, out: Path) -> list[dict]:
     for a, t in zip(ax, ("train accuracy", "test accuracy", "η/S")):
         a.set(xlabel="epoch", title=t)
     ax[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    _save(fig, exp, out / f"{exp['name']}.png")
     plt.close(fig)
     statements = []
     pairs = [("cyclic_lr", "cyclic_bs"), ("const_small", "const_large")]
@@ -388,8 +412,7 @@ def analyse_memorisation(exp, out: Path) -> list[dict]:
                                      *spearman(np.log(n), np.log(h)), -1)
                 st["estimator"] = est
                 statements.append(st)
-    fig.tight_layout()
-    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    _save(fig, exp, out / f"{exp['name']}.png")
     plt.close(fig)
     return statements
 
@@ -441,8 +464,7 @@ def analyse_breaking(exp, out: Path) -> list[dict]:
                                diverged_betas=[b for b, d in zip(betas, any_div) if d]))
     ax.set(xlabel="β  (η = β η0, S = β S0)", ylabel="mean best val. accuracy", title=exp["name"])
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    _save(fig, exp, out / f"{exp['name']}.png")
     plt.close(fig)
     return statements
 
@@ -482,8 +504,7 @@ def analyse_table1(exp, out: Path) -> list[dict]:
     axes[1].set(xlabel="epoch", ylabel=f"Hessian norm: {hlabel}", title="Fig. 16: sharpness through training")
     if axes[1].lines:
         axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / f"{exp['name']}.png", dpi=120)
+    _save(fig, exp, out / f"{exp['name']}.png")
     plt.close(fig)
     return statements
 
@@ -514,7 +535,8 @@ def validate_results(results_dir: str | Path, out: str | Path = "figures/nets") 
             continue
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         try:
-            report[name] = dict(statements=fn(exp, out), figure=str(out / f"{name}.png"), n_runs=len(exp["runs"]))
+            report[name] = dict(statements=fn(exp, out), figure=str(out / f"{name}.png"), n_runs=len(exp["runs"]),
+                                scale=scale_label(exp["plan"]), overrides=(exp["plan"] or {}).get("overrides", {}))
         except Exception as exc:  # one broken experiment must not hide the others
             report[name] = dict(statements=[dict(statement=f"analysis failed: {type(exc).__name__}: {exc}")],
                                 error=True)
@@ -537,7 +559,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     failed = False
     for name, rep in report.items():
-        print(f"== {name} ({rep.get('n_runs', 0)} runs) -> {rep.get('figure', '')}")
+        print(f"== {name} ({rep.get('n_runs', 0)} runs; {rep.get('scale', '')}) -> {rep.get('figure', '')}")
         for s in rep["statements"]:
             print("  - " + s["statement"])
         failed |= bool(rep.get("error"))

@@ -3,13 +3,17 @@ import importlib.util
 from pathlib import Path
 
 
-def test_bench_runs(tmp_path):
+def _bench_module():
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nets.py"
     spec = importlib.util.spec_from_file_location("bench_nets", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    out = mod.main(["--synthetic", "--train-size", "256", "--width", "16", "--k", "2", "--batch-sizes", "32",
-                    "--json", str(tmp_path / "b.json")])
+    return mod
+
+
+def test_bench_runs(tmp_path):
+    out = _bench_module().main(["--synthetic", "--train-size", "256", "--width", "16", "--k", "2",
+                                "--batch-sizes", "32", "--json", str(tmp_path / "b.json")])
     row = out["rows"][0]
     assert out["data"] == "synthetic" and row["batch_size"] == 32
     for k in ("dataloader_samples_per_s", "on_device_samples_per_s", "vmap_grid_samples_per_s"):
@@ -17,12 +21,8 @@ def test_bench_runs(tmp_path):
     assert (tmp_path / "b.json").is_file()
 
 
-def test_bench_times_fig1_measurements(tmp_path):
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nets.py"
-    spec = importlib.util.spec_from_file_location("bench_nets", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = mod.main(["--synthetic", "--train-size", "256", "--width", "16", "--k", "2", "--batch-sizes", "32",
+def test_bench_times_fig1_measurements():
+    out = _bench_module().main(["--synthetic", "--train-size", "256", "--width", "16", "--k", "2", "--batch-sizes", "32",
                     "--measure"])
     assert out["fig1_measure_final_s"] > 0 and out["fig1_measure_tracked_s"] > 0
     # 25 runs, each: one end-of-run set + 7 tracked sets (every 25 of 200 epochs, the last excluded)

@@ -74,3 +74,19 @@ def test_hnorm_tracked_entries_and_preference():
     assert VN._hnorm(r) == 2.0 and VN._hnorm(r, "hessian_norm_fd") == 9.0
     tracked = dict(epoch=3, hessian_norm_fd=dict(value=7.0))
     assert VN._hnorm(tracked) == 7.0 and VN._hnorm(tracked, "hessian_frobenius_hutchinson") is None
+
+
+def test_rescaled_results_are_labelled(tmp_path):
+    root = _write_fig1(tmp_path / "r")
+    plan = dict(experiment="fig1", preset="full", dataset="fashion-mnist", runs=[], analyses=[], notes="",
+                overrides=dict(epochs=20, max_train_size=10000, measure="quick"))
+    (root / "fig1" / "plan.json").write_text(json.dumps(plan))
+    rep = VN.validate_results(root, tmp_path / "f")
+    assert rep["fig1"]["scale"] == ("fig1 · full preset · fashion-mnist · rescaled: epochs=20, "
+                                    "max_train_size=10000, measure=quick")
+    assert rep["fig1"]["overrides"] == plan["overrides"]
+    saved = json.loads((tmp_path / "f" / "nets_report.json").read_text())
+    assert saved["fig1"]["scale"] == rep["fig1"]["scale"]
+    plan["overrides"] = {}
+    (root / "fig1" / "plan.json").write_text(json.dumps(plan))
+    assert VN.validate_results(root, tmp_path / "g")["fig1"]["scale"] == "fig1 · full preset · fashion-mnist"
