@@ -96,9 +96,9 @@ def bench_fig1_measurements(model, data, device):
     (exact and FD Hessian norms, Lanczos, gradient-noise statistics, alignment) and the set tracked
     every ``measure_every`` epochs (alignment only). Returns (final_s, tracked_s, tracked per run)."""
     from nets.experiments import plan
-    from nets.train import measure_model, tracked_spec
+    from nets.train import _track_now, measure_model, tracked_spec
     cfg = plan("fig1", "full").runs[0]
-    n_tracked = len([e for e in range(1, cfg.epochs) if e % cfg.measure_every == 0])
+    n_tracked = sum(_track_now(cfg, epoch, "completed") for epoch in range(cfg.epochs))
     _sync(device)
     t = time.perf_counter()
     final = measure_model(model, data, cfg.measure)

@@ -115,17 +115,15 @@ def validate(cfg: RunConfig, n_train: Optional[int] = None) -> tuple[np.ndarray,
             raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
     if not isinstance(cfg.measure, dict) or not isinstance(cfg.data_kw, dict):
         raise ConfigError(f"measure and data_kw must be dicts, got {cfg.measure!r} and {cfg.data_kw!r}")
+    from .measure import MEASUREMENTS, check_measure_spec
     try:
-        from .measure import check_measure_spec
         check_measure_spec(cfg.measure)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if cfg.measure_tracked is not None:
-        bad = [k for k in (cfg.measure_tracked if isinstance(cfg.measure_tracked, list) else [cfg.measure_tracked])
-               if k not in cfg.measure or k in ("samples", "seed", "at_best_val")]
-        if not isinstance(cfg.measure_tracked, list) or bad:
-            raise ConfigError(f"measure_tracked must be a list of measurement keys of measure "
-                              f"({sorted(k for k in cfg.measure if k not in ('samples', 'seed', 'at_best_val'))}), "
+        measured = sorted(k for k in cfg.measure if k in MEASUREMENTS)
+        if not isinstance(cfg.measure_tracked, list) or any(k not in measured for k in cfg.measure_tracked):
+            raise ConfigError(f"measure_tracked must be a list of measurement keys of measure ({measured}), "
                               f"got {cfg.measure_tracked!r}")
     try:
         check_model_kwargs(cfg.model, cfg.model_kw)
