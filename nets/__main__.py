@@ -43,6 +43,7 @@ def _int_at_least(name, low):
 
 def build_parser() -> argparse.ArgumentParser:
     from .experiments import EXPERIMENTS, PRESETS
+    from .train import STEP_PATHS
     p = argparse.ArgumentParser(prog="python -m nets", description="Network experiments of 'Three Factors "
                                 "Influencing Minima in SGD' (§4, App. F).")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -84,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-group", type=_int_at_least("--max-group", 1), default=25,
                    help="max runs per vmap group (default 25)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
-    r.add_argument("--cuda-graphs", action="store_true", help="capture the vmapped training step in a CUDA graph "
-                   "(CUDA only; fastest for the MLP grids; verify with benchmarks/bench_nets.py --cuda-graphs)")
+    r.add_argument("--step-path", choices=STEP_PATHS, default="auto",
+                   help="how the vmapped training step runs: cuda-graph (captured once per batch size and replayed; "
+                   "the auto choice on CUDA), compiled (torch.compile), eager (auto on a CPU); recorded in every "
+                   "result as step_path; a graph that cannot be captured is an error")
+    r.add_argument("--eager", dest="step_path", action="store_const", const="eager",
+                   help="same as --step-path eager (e.g. after a failed CUDA-graph capture)")
 
     t = sub.add_parser("train", help="one training run with explicit hyper-parameters",
                        description="Train one run (resumable).")
@@ -145,7 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 summary = run_experiment(args.experiment, args.preset, args.out, device=args.device,
                                          data_root=args.data_root, seed=args.seed, dataset=args.dataset, executor=ex,
                                          batched=not args.no_batch, max_group=args.max_group,
-                                         progress=not args.no_progress, cuda_graphs=args.cuda_graphs,
+                                         progress=not args.no_progress, step_path=args.step_path,
                                          epochs=args.epochs, max_train_size=args.max_train_size,
                                          measure=args.measure)
             finally:
@@ -174,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DatasetNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, RuntimeError, ImportError) as exc:
+    except (ValueError, RuntimeError, ImportError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
