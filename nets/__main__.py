@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--measure", choices=PRESETS, default=None,
                    help="rescale the preset: take its measurements with the settings of this preset (e.g. the "
                    "quick presets' cheap curvature estimates for a full grid on a CPU); recorded in plan.json")
+    r.add_argument("--width", type=_int_at_least("--width", 1), default=None,
+                   help="rescale the preset: hidden width of its MLPs (fig1, fig5, fig9); recorded in plan.json")
+    r.add_argument("--max-eval-size", type=_int_at_least("--max-eval-size", 1), default=None,
+                   help="rescale the preset: at most this many validation and test samples (evaluated every epoch); "
+                   "recorded in plan.json")
     r.add_argument("--executor", choices=("local", "dask"), default="local")
     r.add_argument("--workers", type=_int_at_least("--workers", 0), default=0,
                    help="local executor: processes (0 = in-process, default); dask: LocalCluster worker processes "
@@ -152,7 +157,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                          batched=not args.no_batch, max_group=args.max_group,
                                          progress=not args.no_progress, step_path=args.step_path,
                                          epochs=args.epochs, max_train_size=args.max_train_size,
-                                         measure=args.measure)
+                                         measure=args.measure, width=args.width,
+                                         max_eval_size=args.max_eval_size)
             finally:
                 if ex is not None:
                     ex.close()

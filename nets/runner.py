@@ -72,14 +72,16 @@ def run_experiment(name: str, preset: str = "quick", out: str | Path = "results/
                    data_root: Optional[str] = None, seed: int = 0, dataset: Optional[str] = None,
                    executor: Executor | str | None = None, batched: bool = True, max_group: int = 25,
                    progress: bool = False, step_path: str = "auto", epochs: Optional[int] = None,
-                   max_train_size: Optional[int] = None, measure: Optional[str] = None) -> dict:
+                   max_train_size: Optional[int] = None, measure: Optional[str] = None,
+                   width: Optional[int] = None, max_eval_size: Optional[int] = None) -> dict:
     """Plan, run (skipping finished runs) and analyse one experiment; return its summary.
-    ``epochs`` / ``max_train_size`` / ``measure`` rescale the preset (:func:`nets.experiments.rescale`)."""
+    ``epochs`` / ``max_train_size`` / ``measure`` / ``width`` / ``max_eval_size`` rescale the preset
+    (:func:`nets.experiments.rescale`)."""
     device = resolve_device(device)
     from .train import resolve_step_path
     resolve_step_path(step_path, device)   # an unknown or impossible step path fails before any work
     plan = E.plan(name, preset, dataset=dataset, seed=seed, epochs=epochs, max_train_size=max_train_size,
-                  measure=measure)
+                  measure=measure, width=width, max_eval_size=max_eval_size)
     exp_dir = Path(out) / name
     run_dir = exp_dir / "runs"
     # fail early (before any work) if the dataset is missing
