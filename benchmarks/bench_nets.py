@@ -189,6 +189,8 @@ def main(argv=None):
     p.add_argument("--synthetic", action="store_true", help="random data instead of Fashion-MNIST")
     p.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the torch.compile step path (default: on for cuda; on a CPU it compiles for ~30 s)")
+    p.add_argument("--compiled-batch-sizes", type=int, nargs="+", default=None,
+                   help="time the compiled path only at these batch sizes (each batch size compiles anew)")
     p.add_argument("--measure", action=argparse.BooleanOptionalAction, default=None,
                    help="time fig1's full-preset measurements (the estimate's second part; default on for cuda; on a "
                    "CPU they take minutes)")
@@ -223,6 +225,8 @@ def main(argv=None):
                    ratio_on_device_vs_dataloader=od / dl)
         ref = None
         for path in paths:
+            if path == "compiled" and args.compiled_batch_sizes is not None and bs not in args.compiled_batch_sizes:
+                continue
             bench_group(cfgs, data, device, path)                                         # warm-up / capture
             grid, t_step, t_eval, rs = bench_group(cfgs, data, device, path)
             if ref is None:
@@ -242,7 +246,8 @@ def main(argv=None):
             if best is None or t_step < best[0]:
                 step_time[bs] = (t_step, path)
             eval_time[bs] = t_eval
-        row["vmap_grid_samples_per_s"] = max(row[f"{p_}_grid_samples_per_s"] for p_ in paths)
+        row["vmap_grid_samples_per_s"] = max(row[f"{p_}_grid_samples_per_s"] for p_ in paths
+                                             if f"{p_}_grid_samples_per_s" in row)
         out["rows"].append(row)
         print(f"S={bs:5d}  dataloader {dl:10.0f} samples/s | on-device single run {od:10.0f} ({od / dl:5.2f}x)")
     lanczos = args.lanczos if args.lanczos is not None else not cuda
