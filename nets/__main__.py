@@ -1,4 +1,5 @@
-"""Command line: ``python -m nets {list,run,train,download} ...`` (``--help`` on each).
+"""Command line: ``python -m nets {list,run,train,table,compare,download} ...`` (``--help`` on each;
+installed as ``three-factors-nets``).
 
 Examples::
 
@@ -8,6 +9,8 @@ Examples::
     python -m nets run fig1 --preset full --executor dask --out results/nets
     python -m nets run fig1 --preset full --epochs 10 --max-train-size 5000 --out results/small
     python -m nets train --lr 0.05 --batch-size 128 --epochs 2 --train-size 1000 --out /tmp/one
+    python -m nets table results/nets            # a CSV row per run (also OUT/<experiment>/runs.csv)
+    python -m nets compare results/gpu results/cpu
 """
 from __future__ import annotations
 
@@ -44,9 +47,14 @@ def _int_at_least(name, low):
 def build_parser() -> argparse.ArgumentParser:
     from .experiments import EXPERIMENTS, PRESETS
     from .train import STEP_PATHS
-    p = argparse.ArgumentParser(prog="python -m nets", description="Network experiments of 'Three Factors "
-                                "Influencing Minima in SGD' (§4, App. F).")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    import os
+    prog = os.path.basename(sys.argv[0]) if os.path.basename(sys.argv[0]).startswith("three-factors") \
+        else "python -m nets"
+    p = argparse.ArgumentParser(prog=prog, description="Network experiments of 'Three Factors "
+                                "Influencing Minima in SGD' (§4, App. F).", epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{list,run,train,table,compare,download}")
     sub.add_parser("list", help="list experiments and their run counts", description="List the experiments.")
 
     def common(sp):
@@ -89,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-batch", action="store_true", help="train runs one by one instead of vmap groups")
     r.add_argument("--max-group", type=_int_at_least("--max-group", 1), default=25,
                    help="max runs per vmap group (default 25)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--no-progress", action="store_true", help="no progress output (bars on a terminal, plain lines "
+                   "otherwise) and no time estimate")
+    r.add_argument("--no-estimate", action="store_true", help="skip the time estimate before the runs start (it times "
+                   "a few steps per group and one measurement set)")
     r.add_argument("--step-path", choices=STEP_PATHS, default="auto",
                    help="how the vmapped training step runs: cuda-graph (captured once per batch size and replayed; "
                    "the auto choice on CUDA), compiled (torch.compile), eager (auto on a CPU); recorded in every "
@@ -110,6 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-size", type=_int_at_least("--val-size", 0), default=5000)
     t.add_argument("--random-labels", type=float, default=0.0, help="fraction of corrupted training labels")
 
+    tb = sub.add_parser("table", help="a CSV row per run of the experiments under DIR",
+                        description="Write a tidy table (a row per run: eta, S, eta/S, seed, status, converged, final "
+                        "metrics, measurements with standard errors) of the experiments under DIR (the --out of `nets "
+                        "run`, or one experiment's folder) to stdout or --csv.")
+    tb.add_argument("results", help="results directory (or one experiment's folder)")
+    tb.add_argument("--csv", default=None, help="write the table to this file instead of stdout")
+    cp = sub.add_parser("compare", help="line up the runs of two result directories",
+                        description="Compare two result directories run by run (matched by experiment and run name): "
+                        "final metrics and measurements side by side with their differences (in standard errors where "
+                        "both carry one), and the runs found on one side only.")
+    cp.add_argument("results_a")
+    cp.add_argument("results_b")
+    cp.add_argument("--csv", default=None, help="also write the lined-up rows to this CSV file")
     d = sub.add_parser("download", help="download a dataset with torchvision (pip install .[vision])",
                        description="Download a dataset with torchvision.")
     d.add_argument("dataset")
@@ -158,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                          progress=not args.no_progress, step_path=args.step_path,
                                          epochs=args.epochs, max_train_size=args.max_train_size,
                                          measure=args.measure, width=args.width,
-                                         max_eval_size=args.max_eval_size)
+                                         max_eval_size=args.max_eval_size, estimate=not args.no_estimate)
             finally:
                 if ex is not None:
                     ex.close()
@@ -180,15 +204,87 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             batch_size=args.batch_size, momentum=args.momentum, epochs=args.epochs, seed=args.seed)
             data = load(cfg.dataset, data_root=args.data_root, device=dev, **data_kw)
             res = train_run(cfg, args.out, data=data, device=dev, progress=True)
-            print(json.dumps({"status": res["status"], "final": res.get("final")}))
+            print(json.dumps({"status": res["status"], "converged": res.get("converged"), "final": res.get("final")}))
+            if res["status"] == "diverged":
+                print(f"error: the run diverged in epoch {res['diverged_epoch']} (training loss above max_loss or not "
+                      f"finite); its result is in {args.out}", file=sys.stderr)
+                return 3
+            return 0 if res["status"] == "completed" else 1
+        if args.cmd == "table":
+            from .results import COLUMNS, find_experiments, load_experiment, run_rows, write_table
+            rows = [r for e in find_experiments(args.results) for r in run_rows(load_experiment(e))]
+            if not rows:
+                raise FileNotFoundError(f"no run results under {args.results} (expected <dir>/<experiment>/runs/*/"
+                                        "result.json as `nets run --out <dir>` writes)")
+            if args.csv:
+                print(write_table(rows, args.csv))
+            else:
+                import csv
+                w = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, extrasaction="ignore")
+                w.writeheader()
+                w.writerows({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS} for r in rows)
             return 0
-    except DatasetNotFoundError as exc:
+        if args.cmd == "compare":
+            return _compare(args)
+    except (DatasetNotFoundError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ValueError, RuntimeError, ImportError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+EXIT_CODES = """exit codes:
+  0  done (nets run: every run finished; a diverged run is a result, recorded as such)
+  1  nets train: the run was interrupted (its checkpoint is kept)
+  2  bad input: an option, a missing dataset, a results directory, an output that cannot be written,
+     a checkpoint from another device or torch version, a group that would not fit in memory
+  3  nets train: the run diverged"""
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as v
+        return v("sgd-three-factors")
+    except Exception:   # run from a checkout without installing
+        import re
+        from pathlib import Path
+        text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+        m = re.search(r'^version = "([^"]+)"', text, re.M)
+        return m.group(1) if m else "unknown"
+
+
+def _compare(args) -> int:
+    from .results import compare
+    c = compare(args.results_a, args.results_b)
+    if not c["rows"] and not c["only_a"] and not c["only_b"]:
+        raise FileNotFoundError(f"no run results under {args.results_a} or {args.results_b}")
+    for side, ov in (("A", c["overrides_a"]), ("B", c["overrides_b"])):
+        for exp, o in ov.items():
+            if o:
+                print(f"{side} {exp}: rescaled {o}")
+    print(f"{len(c['rows'])} runs in both, {len(c['only_a'])} only in A, {len(c['only_b'])} only in B")
+    head = f"{'experiment/run':34s} {'status A/B':21s} {'val_acc A':>9s} {'val_acc B':>9s} {'|H|_F A':>9s} " \
+           f"{'|H|_F B':>9s} {'z(|H|)':>7s}"
+    print(head)
+    fmt = lambda v, f: (f"{v:{f}}" if isinstance(v, (int, float)) else f"{'-':>{f.split('.')[0]}}")
+    for r in c["rows"]:
+        print(f"{r['experiment'] + '/' + r['name']:34s} {r['status_a'] + '/' + r['status_b']:21s} "
+              f"{fmt(r['val_acc_a'], '9.4f')} {fmt(r['val_acc_b'], '9.4f')} {fmt(r['hessian_frobenius_a'], '9.4g')} "
+              f"{fmt(r['hessian_frobenius_b'], '9.4g')} {fmt(r.get('hessian_frobenius_z'), '7.2f')}")
+    for side, keys in (("A", c["only_a"]), ("B", c["only_b"])):
+        for k in keys:
+            print(f"only in {side}: {k[0]}/{k[1]}")
+    if args.csv:
+        import csv
+        from pathlib import Path
+        cols = sorted({k for r in c["rows"] for k in r}, key=lambda k: (k not in ("experiment", "name"), k))
+        with open(Path(args.csv), "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows(c["rows"])
+    return 0
 
 
 if __name__ == "__main__":

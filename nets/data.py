@@ -113,6 +113,22 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
         fh.write(header + array.tobytes())
 
 
+def write_toy_idx_dataset(root: str | os.PathLike, n_train: int = 300, n_test: int = 100, seed: int = 0) -> Path:
+    """Write train/t10k idx.gz files of a small learnable MNIST-format data set into ``root`` (images of
+    class c have a bright band at rows 2c+4..2c+6): real file format, toy content, for tests and dry runs."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 2 * c + 4:2 * c + 7, :] = 250
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)
+    return root
+
+
 def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: dict with b'data' (N, 3072) uint8 and b'labels' → (N,3,32,32), (N,)."""
     with open(path, "rb") as fh:

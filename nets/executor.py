@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 _DATA_CACHE: dict = {}
 # Guards _DATA_CACHE: tasks may run in threads of one process (a dask worker with several threads,
@@ -140,11 +140,14 @@ class LocalExecutor(Executor):
     def map(self, fn, tasks):
         tasks = list(tasks)
         if self.workers == 0 or len(tasks) <= 1:
-            it: Iterable = tasks
-            if self.progress and len(tasks) > 1:
-                from tqdm.auto import tqdm
-                it = tqdm(tasks, desc="tasks")
-            return [fn(t) for t in it]
+            from .progress import Progress
+            prog = Progress("tasks", len(tasks), unit="task", enabled=self.progress and len(tasks) > 1, interval=0.0)
+            out = []
+            for t in tasks:
+                out.append(fn(t))
+                prog.update(1)
+            prog.close()
+            return out
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
         if self._pool is None:
@@ -165,7 +168,7 @@ class DaskExecutor(Executor):
     data cache, and the GIL)."""
 
     def __init__(self, client=None, address: Optional[str] = None, n_workers: int = 1, processes: bool = True,
-                 **cluster_kw):
+                 connect_timeout: float = 5.0, **cluster_kw):
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as exc:
@@ -175,7 +178,12 @@ class DaskExecutor(Executor):
         if client is not None:
             self.client = client
         elif address:
-            self.client = Client(address)
+            try:
+                self.client = Client(address, timeout=connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ValueError(f"--dask-address {address}: no dask scheduler answered within {connect_timeout} s "
+                                 f"({type(exc).__name__}: {exc}); start one with `dask scheduler` or leave the option "
+                                 "out to start a local cluster") from None
         else:
             kw = dict(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=None)
             if processes:  # TCP on loopback only; with processes=False dask uses its in-process transport

@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from . import data as data_mod
 from . import schedules
 from .models import MODELS, build_model, check_model_kwargs, count_parameters
+from .progress import Progress
 
 RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
@@ -396,8 +397,8 @@ def _record(hist, data, epoch, lr, bs, steps, run_loss, run_correct, n_seen, ev)
     hist["train_acc_running"].append(run_correct / max(n_seen, 1))
     hist["train_loss"].append(ev[0] / n_tr)
     hist["train_acc"].append(ev[1] / n_tr)
-    hist["val_loss"].append(ev[2] / n_val if n_val else float("nan"))
-    hist["val_acc"].append(ev[3] / n_val if n_val else float("nan"))
+    hist["val_loss"].append(ev[2] / n_val if n_val else None)    # no validation set: absent, never NaN
+    hist["val_acc"].append(ev[3] / n_val if n_val else None)
     hist["test_loss"].append(ev[4] / n_te)
     hist["test_acc"].append(ev[5] / n_te)
     if len(ev) > 6:
@@ -592,7 +593,7 @@ def check_group_fits(cfgs: Sequence[RunConfig], data: data_mod.DeviceData, devic
 # ----------------------------------------------------------------------------- single run (reference path)
 def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data: data_mod.DeviceData | None = None,
               device="cpu", data_root=None, max_epochs: Optional[int] = None, progress: bool = False,
-              model_hook=None) -> dict:
+              model_hook=None, label: Optional[str] = None) -> dict:
     """Train one run with ``torch.optim.SGD`` in eager PyTorch (the plain reference path next to
     :func:`train_group`); resume from ``out_dir/checkpoint.pt`` when present; return the result dict.
 
@@ -619,15 +620,14 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
         hist, start, status, div_epoch, wall = ck["history"], ck["epoch"], ck["status"], ck["diverged_epoch"], ck["wall_s"]
         best = _best_to(ck.get("best"), device)
     stop = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.epochs, initial=start, desc=cfg.name, leave=False)
+    prog = Progress(label or cfg.name, cfg.epochs, initial=start, enabled=progress)
+    eval_s = (ck or {}).get("eval_s", 0.0)
     model.train()
     n = data.n_train
     for epoch in range(start, stop):
         if status == "diverged":
             break
+        prog.phase("training")
         t0 = time.perf_counter()
         bs = int(bss[epoch])
         steps = n // bs
@@ -653,8 +653,11 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
             log.take(j, loss)
             run_loss += loss.detach().double() * bs
             run_correct += (out_.detach().argmax(1) == y).sum()
+        prog.phase("evaluation")
+        t_ev = time.perf_counter()
         ev = _eval_all(model, data, cfg.eval_batch_size)
         flat = torch.cat([torch.stack([run_loss, run_correct.double()]), log.buffer]).tolist()  # one sync per epoch
+        eval_s += time.perf_counter() - t_ev
         rl, rc = flat[0], flat[1]
         log.extend(hist, flat[2:])
         _record(hist, data, epoch, step_lrs[0], bs, steps, rl, rc, steps * bs, ev)
@@ -662,27 +665,29 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
         if _diverged(rl / max(steps * bs, 1), cfg.max_loss) or not params_ok:
             status, div_epoch = "diverged", epoch + 1
         wall += time.perf_counter() - t0
+        prog.update(1, loss=f"{hist['train_loss_running'][-1]:.3g}",
+                    **({"val_acc": f"{hist['val_acc'][-1]:.3f}"} if hist["val_acc"][-1] is not None else {}))
         if _track_now(cfg, epoch, status):
+            prog.phase("measuring (tracked)")
             hist["tracked"].append(dict(epoch=epoch + 1, **measure_model(model, data, tracked_spec(cfg))))
         if status != "diverged":
             best = _update_best(best, cfg, hist, lambda: {k: v.detach().clone() for k, v in model.state_dict().items()})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{hist['train_loss_running'][-1]:.3g}", val=f"{hist['val_acc'][-1]:.3f}")
         if out is not None:
             save_checkpoint(out / CHECKPOINT, dict(
                 config=cfg.to_dict(), model=model.state_dict(), optimizer=opt.state_dict(),
                 rng=capture_rng(device), epoch=epoch + 1, history=hist, status=status,
-                diverged_epoch=div_epoch, wall_s=wall, best=best), device)
-    if bar is not None:
-        bar.close()
+                diverged_epoch=div_epoch, wall_s=wall, eval_s=eval_s, best=best), device)
     done = status == "diverged" or len(hist["epoch"]) >= cfg.epochs
     if not done:
+        prog.close(f"interrupted after {len(hist['epoch'])} epochs (checkpoint kept)")
         return dict(config=cfg.to_dict(), status="interrupted", history=hist, epochs_done=len(hist["epoch"]))
     if status != "diverged":
         status = "completed"
+    prog.phase("measuring (end of run)")
     result = _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best,
-                     step=dict(step_path="eager", trainer="train_run"))
+                     step=dict(step_path="eager", trainer="train_run", eval_wall_s=eval_s))
+    prog.close(f"{status} after {len(hist['epoch'])} epochs: training and evaluation {wall:.1f} s (evaluation "
+               f"{eval_s:.1f} s), measurements {result['measurements'].get('measure_wall_s', 0.0):.1f} s")
     if out is not None and (out / CHECKPOINT).is_file():
         (out / CHECKPOINT).unlink()   # the result is written: nothing left to resume
     if model_hook is not None:
@@ -709,7 +714,7 @@ def _best_to(best, device):
 
 def _update_best(best, cfg, hist, state_fn):
     """Keep the state with the best validation accuracy (``measure["at_best_val"]``; Fig. 15)."""
-    if not (cfg.measure and cfg.measure.get("at_best_val")) or not hist["val_acc"]:
+    if not (cfg.measure and cfg.measure.get("at_best_val")) or not hist["val_acc"] or hist["val_acc"][-1] is None:
         return best
     acc = hist["val_acc"][-1]
     if best is None or acc > best["val_acc"]:
@@ -728,7 +733,7 @@ def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=N
         history=hist, final=final, n_params=count_parameters(model), data=data.info,
         corrupted_indices=data.corrupted_indices.tolist(), noise_rounding_rel_error=bs_err,
         wall_s=wall, samples_per_s=samples / wall if wall > 0 else None,
-        best_val_acc=max(hist["val_acc"]) if hist["val_acc"] else None,
+        best_val_acc=max((v for v in hist["val_acc"] if v is not None), default=None),
         **(step or {}), device=str(data.device), torch_version=torch.__version__,
         measurements={},
     )
@@ -1162,13 +1167,13 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
     step = group.step_compiled if path == "compiled" else group.step
     n = data.n_train
     stop = c0.epochs if max_epochs is None else min(c0.epochs, max_epochs)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=c0.epochs, initial=start, desc=label or f"group of {K}", leave=False)
+    prog = Progress(label or f"group of {K}", c0.epochs, initial=start, enabled=progress)
+    eval_s = (ck or {}).get("eval_s", 0.0) if ck is not None and ck.get("configs") == [c.to_dict() for c in cfgs] \
+        else 0.0
     for epoch in range(start, stop):
         if all(s == "diverged" for s in status):
             break
+        prog.phase(f"training ({path})")
         t0 = time.perf_counter()
         bs = int(bss[epoch])
         steps = n // bs
@@ -1190,6 +1195,8 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
                 step(perms[:, j * bs:(j + 1) * bs], _aug_slice(augs, j, bs), lr_t[j], run_loss, run_correct,
                      step_loss)
                 log.take(j, step_loss)
+        prog.phase("evaluation")
+        t_ev = time.perf_counter()
         evs = [group.evaluate(data.x_train, data.y_train, c0.eval_batch_size),
                group.evaluate(data.x_val, data.y_val, c0.eval_batch_size),
                group.evaluate(data.x_test, data.y_test, c0.eval_batch_size)]
@@ -1200,6 +1207,7 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
         n_ev = len(evs) * 2
         flat = torch.cat([torch.stack([t for pair in evs for t in pair] + [run_loss, run_correct]),
                           log.buffer.view(-1, K)]).tolist()   # one sync
+        eval_s += time.perf_counter() - t_ev
         rl_all, rc_all, logged = flat[n_ev], flat[n_ev + 1], flat[n_ev + 2:]
         finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in group.params.values()]).all(0).tolist()
         for k in range(K):
@@ -1213,27 +1221,28 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
             if _diverged(rl_all[k] / max(steps * bs, 1), cfgs[k].max_loss) or not finite[k]:
                 status[k], div_epoch[k] = "diverged", epoch + 1
         wall += time.perf_counter() - t0
+        alive_loss = [hists[k]["train_loss_running"][-1] for k in range(K) if status[k] != "diverged"]
+        prog.update(1, **({"mean_loss": f"{np.mean(alive_loss):.3g}"} if alive_loss else {}),
+                    **({"diverged": sum(s_ == "diverged" for s_ in status)} if "diverged" in status else {}))
         for k, c in enumerate(cfgs):
             if _track_now(c, epoch, status[k]):
+                prog.phase(f"measuring (tracked, {c.name})")
                 hists[k]["tracked"].append(dict(epoch=epoch + 1, **measure_model(group.member(k), data,
                                                                                   tracked_spec(c))))
             if status[k] != "diverged":
                 best[k] = _update_best(best[k], c, hists[k], lambda: group.member_state(k))
-        if bar is not None:
-            bar.update(1)
         if ck_path is not None:
             save_checkpoint(ck_path, dict(configs=[c.to_dict() for c in cfgs], out_dirs=ck_dirs, **group.state(),
                                           rng=capture_rng(device), histories=hists, status=status,
-                                          diverged_epoch=div_epoch, epoch=epoch + 1, wall_s=wall, best=best), device)
-    if bar is not None:
-        bar.close()
+                                          diverged_epoch=div_epoch, epoch=epoch + 1, wall_s=wall, eval_s=eval_s,
+                                          best=best), device)
     # Results are written only once the whole group is done (a member that diverged early keeps
     # training as a frozen member, lr 0, and gets its result.json with the others), and the first
     # run's, whose directory holds the group checkpoint, last: while any member is unfinished, the
     # first run is unfinished, so a restart (nets.executor.execute_task) finds the checkpoint and
     # resumes the whole group from it instead of retraining the survivors from scratch.
     done = [status[k] == "diverged" or len(hists[k]["epoch"]) >= c.epochs for k, c in enumerate(cfgs)]
-    step_info = dict(step_path=path, trainer="train_group", group_size=K, group_wall_s=wall,
+    step_info = dict(step_path=path, trainer="train_group", group_size=K, group_wall_s=wall, eval_wall_s=eval_s / K,
                      graph_captures=graphs.captures if graphs else 0, graph_replays=graphs.replays if graphs else 0)
     results: list = [None] * K
     for k in list(range(1, K)) + [0]:
@@ -1246,6 +1255,7 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
             results[k] = finished_before[k]
             continue
         st = "diverged" if status[k] == "diverged" else "completed"
+        prog.phase(f"measuring (end of run, {c.name})")
         write = outs is not None and all(done)
         r = _finish(c, group.member(k), data, hists[k], st, div_epoch[k], wall / K, bs_err, None, best[k],
                     step=step_info)
@@ -1256,6 +1266,10 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
         results[k] = r
     if ck_path is not None and all(done) and ck_path.is_file():
         ck_path.unlink()
+    meas = sum((results[k].get("measurements") or {}).get("measure_wall_s", 0.0) or 0.0 for k in range(K)
+               if finished_before[k] is None)
+    prog.close(f"{sum(d for d in done)}/{K} runs done ({sum(s_ == 'diverged' for s_ in status)} diverged): training "
+               f"and evaluation {wall:.1f} s (evaluation {eval_s:.1f} s), end-of-run measurements {meas:.1f} s")
     return results
 
 

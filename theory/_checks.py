@@ -122,6 +122,28 @@ def check_int(name: str, value: Any, minimum: int = 0) -> int:
     return int(value)
 
 
+def check_output_dir(name: str, path: Any):
+    """Create directory ``path`` (and its parents) and make sure a file can be written in it, before any
+    work that would write there; the error names the option (e.g. ``--out``) and the reason."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise ValueError(f"{name} {p}: a file of that name exists; expected a directory") from None
+    except NotADirectoryError:
+        raise ValueError(f"{name} {p}: a parent of it is a file, not a directory") from None
+    except OSError as exc:
+        raise ValueError(f"{name} {p}: cannot write there ({exc.strerror or exc})") from None
+    return p
+
+
 def is_scalar(value: Any) -> bool:
     return np.ndim(value) == 0 and not isinstance(value, (list, tuple))
 

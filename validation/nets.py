@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .nets_results import (HNORM_ESTIMATORS, HNORM_LABELS, MIN_RUNS, _completed, _corr_statement, _hnorm,  # noqa: F401
+                           find_experiments,
                            _hnorm_estimator, _hnorms, _load_json, _meas_value, _noise, _plt, _save, _topeig,
                            corr_statement, load_experiment, log_axis, run_rows, scale_label, spearman)
 
@@ -331,22 +332,28 @@ ANALYSES = {
 
 
 def validate_results(results_dir: str | Path, out: str | Path = "figures/nets") -> dict:
+    """Figures, statements (``nets_report.json``) and one tidy CSV per experiment (``<exp>_runs.csv``)
+    for every experiment under ``results_dir`` (the ``--out`` of ``nets run``, or one experiment's
+    folder in it). Raises FileNotFoundError when ``results_dir`` does not exist."""
+    from nets.results import write_table
+    from theory._checks import check_output_dir
+
     results_dir, out = Path(results_dir), Path(out)
     report = {}
-    for name, fn in ANALYSES.items():
-        d = results_dir / name
-        if not (d / "runs").is_dir():
-            continue
-        exp = load_experiment(d)
-        if not exp["runs"]:
-            continue
-        out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
+    exps = [(d, load_experiment(d)) for d in find_experiments(results_dir) if d.name in ANALYSES]
+    exps = [(d, e) for d, e in exps if e["runs"]]
+    if exps:
+        check_output_dir("--out", out)   # before any analysis, and only when there is something to write
+    for d, exp in exps:
+        fn = ANALYSES[d.name]
+        write_table(run_rows(exp), out / f"{d.name}_runs.csv")
         try:
-            report[name] = dict(statements=fn(exp, out), figure=str(out / f"{name}.png"), n_runs=len(exp["runs"]),
-                                scale=scale_label(exp["plan"]), overrides=(exp["plan"] or {}).get("overrides", {}))
+            report[d.name] = dict(statements=fn(exp, out), figure=str(out / f"{d.name}.png"), n_runs=len(exp["runs"]),
+                                  table=str(out / f"{d.name}_runs.csv"), scale=scale_label(exp["plan"]),
+                                  overrides=(exp["plan"] or {}).get("overrides", {}))
         except Exception as exc:  # one broken experiment must not hide the others
-            report[name] = dict(statements=[dict(statement=f"analysis failed: {type(exc).__name__}: {exc}")],
-                                error=True)
+            report[d.name] = dict(statements=[dict(statement=f"analysis failed: {type(exc).__name__}: {exc}")],
+                                  error=True)
     if report:
         from validation.core import atomic_write_text
 
@@ -354,16 +361,29 @@ def validate_results(results_dir: str | Path, out: str | Path = "figures/nets") 
     return report
 
 
+EXIT_CODES = """exit codes: 0 the report was written (the verdicts are findings: read them), 1 an analysis failed,
+2 bad input (no results under the directory, an output that cannot be written)"""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    import sys
     p = argparse.ArgumentParser(prog="python -m validation nets",
-                                description="Figures and theory-vs-experiment statements from network results.")
-    p.add_argument("results", help="results directory written by `python -m nets run ... --out DIR`")
-    p.add_argument("--out", default="figures/nets", help="where to write PNGs and nets_report.json")
+                                description="Figures, theory-vs-experiment statements and a CSV table per experiment "
+                                "from network results (python -m nets run ... --out DIR).", epilog=EXIT_CODES)
+    p.add_argument("results", help="results directory written by `python -m nets run ... --out DIR`, or one "
+                   "experiment's folder in it (DIR/fig1)")
+    p.add_argument("--out", default="figures/nets", help="where to write PNGs, nets_report.json and the CSV tables "
+                   "(default figures/nets)")
     args = p.parse_args(argv)
-    report = validate_results(args.results, args.out)
+    try:
+        report = validate_results(args.results, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not report:
-        print(f"no network results found under {args.results}")
-        return 1
+        print(f"error: no network results under {args.results} (expected <dir>/<experiment>/runs/*/result.json as "
+              f"`python -m nets run --out <dir>` writes)", file=sys.stderr)
+        return 2
     failed = False
     for name, rep in report.items():
         print(f"== {name} ({rep.get('n_runs', 0)} runs; {rep.get('scale', '')}) -> {rep.get('figure', '')}")

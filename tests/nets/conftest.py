@@ -9,23 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from nets.data import write_cifar_batch, write_idx
+from nets.data import write_cifar_batch, write_toy_idx_dataset
 
 torch.set_num_threads(1)
 
 
 def make_idx_dataset(root, n_train=300, n_test=100, seed=0):
-    """Write train/t10k idx.gz files: images of class c have a bright c-th row band (learnable)."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(y):
-            x[i, 2 * c + 4:2 * c + 7, :] = 250
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)
-    return root
+    """Train/t10k idx.gz files: images of class c have a bright c-th row band (learnable)."""
+    return write_toy_idx_dataset(root, n_train=n_train, n_test=n_test, seed=seed)
 
 
 def make_cifar_dataset(root, n_per_batch=20, seed=0, n_test=None):

@@ -1,0 +1,173 @@
+"""Bad input, table-driven: each case must fail with a one-line message that names the parameter or
+file at fault (and, for the command lines, exit 2 with the message on stderr), never a traceback,
+never a silent result.
+
+Rows: (id, call, expected pattern). ``call`` is either a list of command-line arguments for
+``nets`` / ``validation`` (run in-process through their ``main``) or a Python callable for the API.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from nets import data as D
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A data root with tiny Fashion-MNIST files, a file where a directory is expected, a corrupt run."""
+    r = tmp_path_factory.mktemp("bad")
+    D.write_toy_idx_dataset(r / "fashion-mnist", n_train=400, n_test=150, seed=1)
+    (r / "afile").write_text("not a directory")
+    exp = r / "results" / "fig1" / "runs" / "broken"
+    exp.mkdir(parents=True)
+    (exp / "result.json").write_text('{"status": "comp')
+    (r / "empty").mkdir()
+    good = r / "good" / "fig1" / "runs" / "ok"
+    good.mkdir(parents=True)
+    (good / "result.json").write_text(json.dumps(dict(status="completed", config={}, history=dict(noise=[1e-3]),
+                                                      final=dict(val_acc=0.8), measurements={})))
+    return r
+
+
+def _nets(args):
+    from nets.__main__ import main
+    return main(args)
+
+
+def _validation(args):
+    from validation.__main__ import main
+    return main(args)
+
+
+def _cli(kind, args, capsys):
+    try:
+        code = (_nets if kind == "nets" else _validation)(args)
+    except SystemExit as exc:       # argparse errors exit 2 with usage + message on stderr
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.err
+
+
+# (id, command line or callable, pattern the one-line message must match)
+NETS_CLI = [
+    ("train lr 0", ["train", "--lr", "0", "--batch-size", "32"], r"--lr must be > 0"),
+    ("train lr nan", ["train", "--lr", "nan", "--batch-size", "32"], r"--lr must be > 0"),
+    ("train batch 0", ["train", "--lr", "0.1", "--batch-size", "0"], r"--batch-size must be >= 1"),
+    ("train batch > N", ["train", "--lr", "0.1", "--batch-size", "100000", "--train-size", "256", "--val-size", "64",
+                         "--data-root", "{root}"], r"batch_size must be <= the number of training samples N=256"),
+    ("train epochs 0", ["train", "--lr", "0.1", "--batch-size", "8", "--epochs", "0"], r"--epochs must be >= 1"),
+    ("train val-size > data", ["train", "--lr", "0.1", "--batch-size", "8", "--data-root", "{root}"],
+     r"val_size must be in \[0, 400\), got 5000"),
+    ("train unknown model", ["train", "--lr", "0.1", "--batch-size", "8", "--model", "mlp5", "--val-size", "64",
+                             "--data-root", "{root}"], r"unknown model 'mlp5'"),
+    ("train momentum 1", ["train", "--lr", "0.1", "--batch-size", "8", "--momentum", "1", "--val-size", "64",
+                          "--data-root", "{root}"], r"momentum must lie in \[0, 1\)"),
+    ("train missing root", ["train", "--lr", "0.1", "--batch-size", "8", "--data-root", "{root}/nope"],
+     r"nope \(does not exist\)"),
+    ("train wrong dataset", ["train", "--lr", "0.1", "--batch-size", "8", "--dataset", "imagenet"],
+     r"dataset must be one of"),
+    ("run unknown experiment", ["run", "fig99"], r"unknown experiment 'fig99'"),
+    ("run unknown preset", ["run", "fig1", "--preset", "huge"], r"--preset: invalid choice: 'huge'"),
+    ("run step path", ["run", "fig1", "--step-path", "graph"], r"--step-path: invalid choice: 'graph'"),
+    ("run graph on cpu", ["run", "fig1", "--step-path", "cuda-graph", "--data-root", "{root}", "--out", "{root}/o1"],
+     r"step_path 'cuda-graph' needs a CUDA device"),
+    ("run cuda absent", ["run", "fig1", "--device", "cuda", "--data-root", "{root}"] if not torch.cuda.is_available()
+     else ["run", "fig1", "--device", "tpu"], r"device .*(CUDA is not available|must be 'cpu')"),
+    ("run out under a file", ["run", "fig1", "--data-root", "{root}", "--out", "{root}/afile/x", "--no-progress"],
+     r"--out .*afile.*(a parent of it is a file|cannot write)"),
+    ("run width on resnet", ["run", "fig2", "--dataset", "fashion-mnist", "--width", "8", "--data-root", "{root}",
+                             "--out", "{root}/o2"], r"width applies to the MLP models only"),
+    ("run eval size 0", ["run", "fig1", "--max-eval-size", "0"], r"--max-eval-size must be >= 1"),
+    ("run epochs 0", ["run", "fig1", "--epochs", "0"], r"--epochs must be >= 1"),
+    ("run threads 0", ["run", "fig1", "--threads", "0"], r"--threads must be >= 1"),
+    ("run dask threads local", ["run", "fig1", "--dask-threads", "--data-root", "{root}"],
+     r"--dask-threads needs --executor dask"),
+    ("run missing dataset", ["run", "fig2", "--preset", "full", "--data-root", "{root}", "--out", "{root}/o3"],
+     r"dataset 'cifar10' not found.*--dataset fashion-mnist"),
+    ("table missing dir", ["table", "{root}/nope"], r"results directory .*nope does not exist"),
+    ("table no results", ["table", "{root}/empty"], r"no run results under .*empty"),
+    ("compare missing dir", ["compare", "{root}/nope", "{root}/results"], r"results directory .*nope does not exist"),
+]
+
+VALIDATION_CLI = [
+    ("nets missing dir", ["nets", "{root}/nope"], r"results directory .*nope does not exist"),
+    ("nets no results", ["nets", "{root}/empty"], r"no network results under .*empty"),
+    ("nets out under a file", ["nets", "{root}/good", "--out", "{root}/afile/f"], r"--out .*afile"),
+]
+
+
+@pytest.mark.parametrize("case", NETS_CLI, ids=[c[0] for c in NETS_CLI])
+def test_nets_cli(case, root, capsys):
+    _, args, pattern = case
+    code, err = _cli("nets", [a.format(root=root) for a in args], capsys)
+    assert code == 2, err
+    line = [ln for ln in err.strip().splitlines() if ln.strip()][-1]
+    assert re.search(pattern, line), line
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("case", VALIDATION_CLI, ids=[c[0] for c in VALIDATION_CLI])
+def test_validation_cli(case, root, capsys):
+    _, args, pattern = case
+    with pytest.warns(UserWarning) if args[1].endswith("results") else _nullcontext():
+        code, err = _cli("validation", [a.format(root=root) for a in args], capsys)
+    assert code == 2, err
+    assert re.search(pattern, err.strip().splitlines()[-1]), err
+    assert "Traceback" not in err
+
+
+def _nullcontext():
+    import contextlib
+    return contextlib.nullcontext()
+
+
+def _api_cases(root):
+    from nets import experiments as E
+    from nets import measure as M
+    from nets import results as R
+    from nets import train as T
+    from theory._checks import check_output_dir
+
+    def cfg(**kw):
+        base = dict(name="r", model="mlp4_bn", model_kw=dict(width=8), data_kw=dict(val_size=50, train_size=200),
+                    lr=0.05, batch_size=32, epochs=1)
+        base.update(kw)
+        return T.RunConfig(**base)
+
+    return [
+        ("RunConfig unknown field", lambda: T.RunConfig.from_dict(dict(lr=0.1, lrate=0.2)), r"unknown run-config fields "
+                                                                                            r"\['lrate'\]"),
+        ("loss_log_every < 0", lambda: T.validate(cfg(loss_log_every=-1), 200), r"loss_log_every must be an integer"),
+        ("step path name", lambda: T.resolve_step_path("fast", "cpu"), r"step_path must be one of"),
+        ("group too large", lambda: T.check_group_fits([cfg()], D.synthetic(n_train=64), "cpu", free=1),
+         r"needs an estimated .* GiB on cpu but 0\.00 GiB are free"),
+        ("measure spec key", lambda: T.validate(cfg(measure=dict(hesian=None)), 200), r"unknown key\(s\) 'hesian'"),
+        ("rescale width 0", lambda: E.plan("fig1", "full", width=0), r"width must be an integer >= 1"),
+        ("synthetic n_train 0", lambda: D.synthetic(n_train=0), r"n_train must be an integer >= 1"),
+        ("load_experiment missing", lambda: R.find_experiments(root / "nope"), r"nope does not exist"),
+        ("output dir is a file", lambda: check_output_dir("--out", root / "afile"), r"--out .*afile: a file of that name"),
+        ("eigen k < 1", lambda: M.top_eigenpairs(lambda v: v, 5, k=0), r"k must be >= 1"),
+    ]
+
+
+def test_api_bad_inputs(root):
+    cases = _api_cases(root)
+    assert len(NETS_CLI) + len(VALIDATION_CLI) + len(cases) >= 38
+    for name, call, pattern in cases:
+        with pytest.raises((ValueError, TypeError, MemoryError, FileNotFoundError)) as err:
+            call()
+        msg = str(err.value)
+        assert "\n" not in msg.strip(), (name, msg)
+        assert re.search(pattern, msg), (name, msg)
+
+
+def test_corrupt_result_is_named_and_left_out(root):
+    from nets import results as R
+    with pytest.warns(UserWarning, match=r"broken/result\.json: unreadable run result"):
+        exp = R.load_experiment(root / "results" / "fig1")
+    assert exp["runs"] == {}
+    assert json.loads((root / "results" / "fig1" / "runs" / "broken" / "result.json").read_text()[:0] or "null") is None
