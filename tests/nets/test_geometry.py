@@ -154,7 +154,7 @@ def test_hessian_directions_use_the_same_loss(case):
     fn = GM.network_loss_fn(loss)
     vals, vecs = M.hessian_top_eigenvalues(model, fn, X, T, k=1, tol=1e-12, return_eigenvectors=True)
     np.testing.assert_allclose(r.hessian_top_eigenvalues, vals, rtol=1e-9)
-    v = vecs[:, 0]
+    v = vecs[:, 0].numpy()
     np.testing.assert_allclose(r.beta_hessian_top, [(v @ S @ v) / (2 * L * (v @ G @ v))], rtol=1e-6)
     assert r.gn_top_eigenvalues.size == 0
 

@@ -1,4 +1,4 @@
-"""nets.train.measure_model: dispatch of every measurement key, spec checking, timing, presets.
+"""nets.measurements.measure_model: dispatch of every measurement key, spec checking, timing, presets.
 
 Each dispatched value is checked two ways on a tiny float64 BN-tanh MLP: equal (bitwise; same
 seeds, same data subset) to a direct call of the nets.measure function on the subset that
@@ -18,8 +18,9 @@ from torch.func import functional_call
 
 from nets import experiments as E
 from nets import measure as M
+from nets import measurements as MS
 from nets.data import DeviceData
-from nets.train import _measure_inputs, _to_jsonable, measure_model
+from nets.measurements import _measure_inputs, _to_jsonable, measure_model
 
 DT = torch.float64
 LOSS = nn.CrossEntropyLoss()
@@ -91,7 +92,7 @@ def _direct(name, model, x, y):
     return _to_jsonable(fn(model, LOSS, x, y, **kw))
 
 
-@pytest.mark.parametrize("name", M.MEASUREMENTS)
+@pytest.mark.parametrize("name", MS.MEASUREMENTS)
 def test_dispatch_equals_direct_call(measured, name):
     model, _, _, res, x, y = measured
     assert "error" not in res[name] if isinstance(res[name], dict) else True, res[name]
@@ -142,7 +143,7 @@ def test_gradient_noise_stats_on_first_samples(measured):
 def test_gradient_noise_stats_default_subset():
     data = make_data(n=150)
     res = measure_model(make_model(), data, dict(samples=150, gradient_noise_stats=dict(alignment=False)))
-    assert res["gradient_noise_stats"]["n_samples"] == M.SUBSET_DEFAULTS["gradient_noise_stats"] == 128
+    assert res["gradient_noise_stats"]["n_samples"] == MS.SUBSET_DEFAULTS["gradient_noise_stats"] == 128
 
 
 def test_mode_state_and_timing(measured):
@@ -151,7 +152,7 @@ def test_mode_state_and_timing(measured):
     for k, v in model.state_dict().items():                                   # BN statistics untouched
         assert torch.equal(v, state[k]), k
     by_key = res["measure_wall_s_by_key"]
-    assert set(by_key) == set(M.MEASUREMENTS)
+    assert set(by_key) == set(MS.MEASUREMENTS)
     assert all(t > 0 for t in by_key.values())
     assert res["measure_wall_s"] >= sum(by_key.values())
 
@@ -167,21 +168,21 @@ def test_unknown_keys_raise_with_valid_list():
         measure_model(model, data, {"samples": 64, "hessian_trace": {}, "hesian_norm_fd": {}})
     msg = str(exc.value)
     assert "'hessian_trace'" in msg and "did you mean 'hessian_norm_fd'" in msg
-    assert all(k in msg for k in M.MEASUREMENTS + M.SPEC_OPTIONS)
+    assert all(k in msg for k in MS.MEASUREMENTS + MS.SPEC_OPTIONS)
     with pytest.raises(ValueError, match="'n_sample'.*valid: batch_size, eps, n_samples, seed"):
-        M.check_measure_spec({"hessian_norm_fd": {"n_sample": 3}})
+        MS.check_measure_spec({"hessian_norm_fd": {"n_sample": 3}})
     with pytest.raises(ValueError, match="must be a dict"):
-        M.check_measure_spec({"hessian_trace_hutchinson": 10})
+        MS.check_measure_spec({"hessian_trace_hutchinson": 10})
     with pytest.raises(ValueError, match="'samples' must be an integer >= 1"):
-        M.check_measure_spec({"samples": 0})
+        MS.check_measure_spec({"samples": 0})
     with pytest.raises(ValueError, match="'loss'"):          # the loss is fixed (cross-entropy)
-        M.check_measure_spec({"alignment": {"loss": "mse"}})
-    M.check_measure_spec({"samples": 8, "at_best_val": True, "hessian_trace_hutchinson": None})
+        MS.check_measure_spec({"alignment": {"loss": "mse"}})
+    MS.check_measure_spec({"samples": 8, "at_best_val": True, "hessian_trace_hutchinson": None})
 
 
 def test_presets_use_exact_norm_noise_stats_and_lanczos():
     for spec in (E.QUICK_MEASURE, E.FULL_MEASURE):
-        M.check_measure_spec(spec)
+        MS.check_measure_spec(spec)
         assert {"hessian_frobenius_hutchinson", "hessian_norm_fd", "gradient_noise_stats"} <= set(spec)
         eig = spec["hessian_top_eigenvalue"]
         assert eig.get("method", "lanczos") == "lanczos" and eig["tol"] <= 1e-3
@@ -192,4 +193,4 @@ def test_presets_use_exact_norm_noise_stats_and_lanczos():
     for name in E.EXPERIMENTS:          # every run of every preset has a valid spec
         for preset in E.PRESETS:
             for run in E.plan(name, preset).runs:
-                M.check_measure_spec(run.measure)
+                MS.check_measure_spec(run.measure)
