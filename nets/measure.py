@@ -541,9 +541,12 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
     the floor only mattering for eigenvalues ~1e-11 of the spectral norm. Then each θᵢ lies within
     tol·|θᵢ| of an eigenvalue of A (and within (β_m s_mi)²/gap when separated by ``gap``). The
     test is made after every step; ``max_iter`` (default min(dim, 200)) caps the steps, and so the
-    basis memory, (max_iter + 1)·dim·8 bytes. If β_m vanishes (an invariant subspace, e.g. an
-    operator of rank < k) the iteration continues from a fresh random vector orthogonal to the
-    basis, which recovers repeated eigenvalues. A result that does not meet the test within
+    basis memory, (max_iter + 1)·dim·8 bytes. If β_m vanishes (β_m ≤ 1e3·ε₆₄‖T_m‖: an invariant
+    subspace, e.g. of an operator with repeated eigenvalues or of rank < k) the iteration restarts
+    from a fresh random vector orthogonal to the basis, and stops when a restarted block adds no
+    eigenvalue to the top k: this finds the copies of a repeated eigenvalue that one Krylov space
+    cannot hold (without such an exact breakdown a single-vector method, ARPACK included, may
+    miss copies of an exactly repeated eigenvalue). A result that does not meet the test within
     ``max_iter`` steps has ``converged=False`` and a ``RuntimeWarning`` is issued, never silently.
 
     The start vector is Gaussian from ``seed`` (:class:`_Probes`), the one ``method="scipy"``
@@ -562,13 +565,16 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
 
     device = _device_of(device)
     probes = _Probes(seed, dim, device)
-    floor_rel = np.finfo(np.float64).eps ** (2.0 / 3.0)
+    eps = np.finfo(np.float64).eps
+    floor_rel = eps ** (2.0 / 3.0)
     basis = _Basis(dim, device, max_iter + 1)
     q = probes.gaussian()
     basis.append(q / torch.linalg.vector_norm(q))
     alphas: list[float] = []
     betas: list[float] = []
     converged = False
+    earlier_theta = None   # Ritz values of the Krylov blocks before the latest restart
+    dropped = 0.0          # largest β set to 0 at a restart: a perturbation of A of that norm
     for j in range(max_iter):
         w = matvec(basis.rows()[j].to(dtype)).to(F64)
         w, h = basis.orthogonalise(w)
@@ -579,18 +585,29 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
         theta, S = eigh_tridiagonal(np.array(alphas), np.array(betas))
         tnorm = float(np.max(np.abs(theta)))
         top = np.argsort(theta)[::-1][:k]
-        residuals = beta * np.abs(S[-1, top])
-        if m >= k:
-            bound = tol * np.maximum(np.abs(theta[top]), floor_rel * tnorm)
-            if np.all(residuals <= bound) or m == dim:
+        residuals = beta * np.abs(S[-1, top]) + dropped
+        bound = tol * np.maximum(np.abs(theta[top]), floor_rel * tnorm)
+        if m == dim:                       # the whole space: T is A in the Lanczos basis
+            converged = True
+            break
+        if beta <= 1e3 * eps * tnorm:
+            # invariant subspace. A random start vector has a component along every eigenspace,
+            # so only further copies of repeated eigenvalues can be missing: restart from a
+            # fresh direction orthogonal to the basis (β = 0 splits T into blocks) until a block
+            # adds nothing to the top k.
+            if m >= k and earlier_theta is not None and _same_top(earlier_theta, theta, k, bound):
                 converged = True
                 break
-        if m == max_iter:
-            break
-        if beta <= np.finfo(np.float64).eps * max(tnorm, np.finfo(np.float64).tiny):
-            # invariant subspace: restart from a fresh direction orthogonal to it (β = 0 splits T)
+            if m == max_iter:
+                break
+            earlier_theta, dropped = theta, max(dropped, beta)
             w, _ = basis.orthogonalise(probes.gaussian())
             beta_t, beta = torch.linalg.vector_norm(w), 0.0
+        elif m >= k and np.all(residuals <= bound):
+            converged = True
+            break
+        elif m == max_iter:
+            break
         betas.append(beta)
         basis.append(w / beta_t)
     order = top
@@ -599,6 +616,12 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
     if not converged:
         _warn_not_converged(res, tol)
     return res
+
+
+def _same_top(earlier: np.ndarray, theta: np.ndarray, k: int, bound: np.ndarray) -> bool:
+    """Whether the top k of ``theta`` equal those of ``earlier`` (padded with −∞) within ``bound``."""
+    a = np.concatenate([np.sort(earlier)[::-1][:k], np.full(max(0, k - earlier.size), -np.inf)])
+    return bool(np.all(np.abs(np.sort(theta)[::-1][:k] - a) <= bound))
 
 
 def _warn_not_converged(res: Eigenpairs, tol: float) -> None:

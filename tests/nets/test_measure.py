@@ -1,7 +1,7 @@
 """Tests for nets.measure against explicit Hessians / covariances of a tiny float64 MLP.
 
 Reference quantities are computed densely: H from torch.autograd.functional.hessian on the flat
-parameter vector, per-sample gradients by a Python loop. Every statistical tolerance is derived
+parameter vector (the explicit_hessian fixture), per-sample gradients by a Python loop. Every statistical tolerance is derived
 from the exact variance of the estimator (computed from the explicit matrix) and is 4 standard
 errors (two-sided normal tail ≈ 6e-5; the seeds are fixed, so the tests are deterministic).
 """
@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from nets import measure as M
 
@@ -47,21 +46,8 @@ def make_data(seed=1, n=N_SAMPLES):
 LOSS = nn.CrossEntropyLoss()
 
 
-def explicit_hessian(model, loss_fn, X, y):
-    names, params = M.trainable_parameters(model)
-    consts = M._constants(model)
-    theta = M.flatten_params(params)
-
-    def L(flat):
-        out = functional_call(model, (dict(zip(names, M.unflatten_like(flat, params))), consts), (X,))
-        return loss_fn(out, y)
-
-    with M.eval_mode(model):
-        return torch.autograd.functional.hessian(L, theta)
-
-
 @pytest.fixture(scope="module")
-def setup():
+def setup(explicit_hessian):
     model = make_mlp()
     X, y = make_data()
     H = explicit_hessian(model, LOSS, X, y)
@@ -286,7 +272,7 @@ def make_bn_model(seed=0):
     return model
 
 
-def test_bn_eval_mode_convention_and_mode_restored():
+def test_bn_eval_mode_convention_and_mode_restored(explicit_hessian):
     model = make_bn_model()
     X, y = make_data(n=24)
     model.train()
@@ -412,7 +398,7 @@ def test_recalibrate_bn_and_interpolation_with_recalibration():
 # ---------------------------------------------------------------------------------------------
 # frozen parameters, chunking invariance, determinism
 # ---------------------------------------------------------------------------------------------
-def test_frozen_parameters_are_held_fixed():
+def test_frozen_parameters_are_held_fixed(explicit_hessian):
     model = make_mlp(2)
     model[0].bias.requires_grad_(False)
     X, y = make_data(n=16)
