@@ -144,6 +144,23 @@ def test_mode_state_and_timing(measured):
     assert res["measure_wall_s"] >= sum(by_key.values())
 
 
+def test_progress_and_convergence_record():
+    seen = []
+    spec = dict(samples=20, hessian_norm_fd=dict(n_samples=2), hessian_top_eigenvalue=dict(k=1, tol=1e-8),
+                hessian_top_eigenvalues=dict(k=2, tol=1e-12, max_iter=2))
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        res = measure_model(make_model(), make_data(), spec, progress=seen.append)
+    # called once per measurement, before it, in the order of MEASUREMENTS
+    assert seen == [k for k in MS.MEASUREMENTS if k in spec]
+    # eigenvalues stay a list; how they were obtained is recorded beside them, never silently
+    conv = res["convergence"]
+    assert isinstance(res["hessian_top_eigenvalue"], list) and len(res["hessian_top_eigenvalues"]) == 2
+    assert conv["hessian_top_eigenvalue"]["converged"] is True and conv["hessian_top_eigenvalue"]["method"] == "lanczos"
+    assert conv["hessian_top_eigenvalues"] == dict(method="lanczos", converged=False, iterations=2,
+                                                   residuals=conv["hessian_top_eigenvalues"]["residuals"])
+    assert "convergence" not in measure_model(make_model(), make_data(), dict(samples=20, hessian_norm_fd={}))
+
+
 def test_failure_is_recorded_not_raised():
     res = measure_model(make_model(), make_data(), dict(samples=20, hessian_top_eigenvalue=dict(k=1000)))
     assert "error" in res["hessian_top_eigenvalue"] and "k must be" in res["hessian_top_eigenvalue"]["error"]
