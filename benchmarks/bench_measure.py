@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Union
 
 import numpy as np
@@ -201,8 +202,7 @@ def main(argv=None):
         print(f"per run: end-of-run set + 7 tracked alignments = {per_run:.1f} s; 25 runs: {25 * per_run / 60:.1f} min"
               + (f"; errors: {timed['errors']}" if timed["errors"] else ""))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+        Path(args.json).write_text(json.dumps(out, indent=1))
     return out
 
 

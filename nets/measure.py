@@ -318,12 +318,20 @@ class _Probes:
         self.dim = int(dim)
         self.device = torch.device(device)
 
+    def _to_device(self, host: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(host)
+        if self.device.type == "cuda":
+            # a plain copy from pageable memory would wait for the queued device work (a host
+            # synchronisation per probe); a pinned staging copy lets it run asynchronously
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
     def rademacher(self) -> torch.Tensor:
         bits = np.unpackbits(np.frombuffer(self.rng.bytes((self.dim + 7) // 8), dtype=np.uint8), count=self.dim)
-        return torch.from_numpy(bits).to(self.device).to(F64) * 2.0 - 1.0
+        return self._to_device(bits).to(F64) * 2.0 - 1.0
 
     def gaussian(self) -> torch.Tensor:
-        return torch.from_numpy(self.rng.standard_normal(self.dim)).to(self.device)
+        return self._to_device(self.rng.standard_normal(self.dim))
 
     def draw(self, kind: str) -> torch.Tensor:
         if kind == "rademacher":
@@ -512,14 +520,15 @@ class _Basis:
     def rows(self) -> torch.Tensor:
         return self.data[:self.m]
 
-    def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
-        """w − V Vᵀ w, twice (classical Gram-Schmidt twice is enough: Giraud et al. 2005); the
-        summed coefficients V w are returned as well."""
+    def project_out(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(w − V Vᵀw, Vᵀw): one classical Gram-Schmidt pass against every row."""
         V = self.rows()
         h = V @ w
-        w = w - V.T @ h
-        h2 = V @ w
-        return w - V.T @ h2, h + h2
+        return w - V.T @ h, h
+
+    def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
+        """w made orthogonal to the rows by two passes (twice is enough: Giraud et al. 2005)."""
+        return self.project_out(self.project_out(w)[0])[0]
 
 
 def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, tol=1e-6, max_iter=None, seed=0,
@@ -528,9 +537,10 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
 
     Lanczos (Golub & Van Loan, Matrix Computations, 4th ed., §10.1) with full reorthogonalisation
     (§10.3.1): the basis q₁, q₂, … and the tridiagonal T_m (αⱼ = qⱼᵀAqⱼ, βⱼ = ‖rⱼ‖) are kept in
-    float64 on ``device``; each new vector is orthogonalised twice against the whole basis, so the
-    basis stays orthonormal to float64 precision and no spurious copies of converged eigenvalues
-    appear. ``matvec`` receives a (dim,) tensor of ``dtype`` on ``device`` (the model's dtype, so
+    float64 on ``device``; after the three-term recurrence each new vector is orthogonalised
+    against the whole basis, a second time when that pass cancels more than half of its norm
+    (Kahan's criterion, Parlett, The Symmetric Eigenvalue Problem, §6.9), so the basis stays
+    orthonormal to float64 precision and no spurious copies of converged eigenvalues appear. ``matvec`` receives a (dim,) tensor of ``dtype`` on ``device`` (the model's dtype, so
     the products run at the model's precision) and returns a (dim,) tensor of any float dtype.
 
     Convergence test (that of ARPACK): with T_m = S diag(θ) Sᵀ, the Ritz pair (θᵢ, V_m sᵢ) has
@@ -550,7 +560,8 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
     ``max_iter`` steps has ``converged=False`` and a ``RuntimeWarning`` is issued, never silently.
 
     The start vector is Gaussian from ``seed`` (:class:`_Probes`), the one ``method="scipy"``
-    of :func:`top_eigenpairs` uses as well. Host synchronisation: one read of (αⱼ, βⱼ) per step.
+    of :func:`top_eigenpairs` uses as well. Host synchronisation: one read of (αⱼ, βⱼ) per step
+    (two when a second orthogonalisation pass is needed).
     """
     k, dim = int(k), int(dim)
     if k < 1:
@@ -576,10 +587,22 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
     earlier_theta = None   # Ritz values of the Krylov blocks before the latest restart
     dropped = 0.0          # largest β set to 0 at a restart: a perturbation of A of that norm
     for j in range(max_iter):
-        w = matvec(basis.rows()[j].to(dtype)).to(F64)
-        w, h = basis.orthogonalise(w)
+        q = basis.rows()[j]
+        w = matvec(q.to(dtype)).to(F64)
+        alpha_t = q @ w
+        w = w - alpha_t * q                         # three-term recurrence ...
+        if j > 0:
+            w = w - betas[-1] * basis.rows()[j - 1]
+        norm_before = torch.linalg.vector_norm(w)
+        w, h = basis.project_out(w)                 # ... then full reorthogonalisation
         beta_t = torch.linalg.vector_norm(w)
-        alpha, beta = torch.stack([h[j], beta_t]).tolist()     # the one host sync of the step
+        alpha, beta, before = torch.stack([alpha_t + h[j], beta_t, norm_before]).tolist()   # one sync
+        if beta < before / math.sqrt(2.0):
+            # the pass cancelled much of w, so rounding may have left components along the
+            # basis: a second pass (Kahan's criterion, Parlett §6.9)
+            w, h = basis.project_out(w)
+            beta_t = torch.linalg.vector_norm(w)
+            alpha, beta = alpha + float(h[j]), float(beta_t)
         alphas.append(alpha)
         m = j + 1
         theta, S = eigh_tridiagonal(np.array(alphas), np.array(betas))
@@ -601,7 +624,7 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
             if m == max_iter:
                 break
             earlier_theta, dropped = theta, max(dropped, beta)
-            w, _ = basis.orthogonalise(probes.gaussian())
+            w = basis.orthogonalise(probes.gaussian())
             beta_t, beta = torch.linalg.vector_norm(w), 0.0
         elif m >= k and np.all(residuals <= bound):
             converged = True

@@ -21,14 +21,6 @@ from nets import measure as M
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny models: avoids thread overhead, thread-count independent
-    yield
-    torch.set_num_threads(old)
-
-
 def mlp(seed=0, k=3):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, k)).to(DT)

@@ -21,14 +21,6 @@ LOSS = nn.CrossEntropyLoss()
 EPS64 = np.finfo(np.float64).eps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny models: thread start-up dominates; results thread-independent
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module", params=["bn_mlp", "tiny_conv"])
 def case(request, explicit_hessian, make_small_model):
     make, shapes = make_small_model

@@ -21,16 +21,6 @@ DT = torch.float64
 N_SAMPLES = 40
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: thread start-up dominates; one thread is ~100x faster on 2 shared cores and
-    # keeps the numbers independent of the thread count.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def make_mlp(seed=0, act=nn.Tanh):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(5, 4), act(), nn.Linear(4, 3)).to(DT)

@@ -61,14 +61,6 @@ KW = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def measure_all(model, X, y, v):
     """Every measurement, with the seeds and settings of KW (the function under comparison)."""
     with warnings.catch_warnings():

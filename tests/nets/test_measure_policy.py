@@ -173,3 +173,19 @@ def test_bad_inputs_are_named(bad, match):
     kw.update(bad)
     with pytest.raises(ValueError, match=match):
         M.hessian_frobenius_hutchinson(model, nn.MSELoss(), kw["inputs"], kw["targets"], n_samples=2)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])])
+def test_probes_are_the_same_on_every_device(device):
+    """Probes come from numpy's stream of the seed on the host: bitwise the same on any device."""
+    dim, seed = 1001, np.random.SeedSequence(3)
+    probes = M._Probes(seed, dim, device)
+    gauss, signs = probes.gaussian(), probes.rademacher()
+    assert gauss.device.type == signs.device.type == device and gauss.dtype == signs.dtype == torch.float64
+    rng = np.random.default_rng(np.random.SeedSequence(3))
+    np.testing.assert_array_equal(gauss.cpu().numpy(), rng.standard_normal(dim))
+    bits = np.unpackbits(np.frombuffer(rng.bytes(126), dtype=np.uint8), count=dim)
+    np.testing.assert_array_equal(signs.cpu().numpy(), 2.0 * bits - 1.0)
+    # Rademacher: E z = 0, E zzᵀ = I; a stuck bit or a 0/1 probe would be far outside 5 sd
+    assert set(np.unique(signs.cpu().numpy())) == {-1.0, 1.0} and abs(float(signs.sum())) < 5 * dim ** 0.5
