@@ -511,7 +511,8 @@ class _Basis:
 
     def append(self, q: torch.Tensor) -> None:
         if self.m == self.data.shape[0]:
-            grown = torch.empty((min(2 * self.m, self.capacity), self.data.shape[1]), dtype=F64, device=self.data.device)
+            rows = min(2 * self.m, self.capacity)
+            grown = torch.empty((rows, self.data.shape[1]), dtype=F64, device=self.data.device)
             grown[:self.m] = self.data
             self.data = grown
         self.data[self.m] = q
@@ -540,8 +541,9 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k=1, to
     float64 on ``device``; after the three-term recurrence each new vector is orthogonalised
     against the whole basis, a second time when that pass cancels more than half of its norm
     (Kahan's criterion, Parlett, The Symmetric Eigenvalue Problem, §6.9), so the basis stays
-    orthonormal to float64 precision and no spurious copies of converged eigenvalues appear. ``matvec`` receives a (dim,) tensor of ``dtype`` on ``device`` (the model's dtype, so
-    the products run at the model's precision) and returns a (dim,) tensor of any float dtype.
+    orthonormal to float64 precision and no spurious copies of converged eigenvalues appear.
+    ``matvec`` receives a (dim,) tensor of ``dtype`` on ``device`` (the model's dtype, so the
+    products run at the model's precision) and returns a (dim,) tensor of any float dtype.
 
     Convergence test (that of ARPACK): with T_m = S diag(θ) Sᵀ, the Ritz pair (θᵢ, V_m sᵢ) has
     residual ‖A V_m sᵢ − θᵢ V_m sᵢ‖ = β_m |s_mi|; the top k pairs are converged when every one has

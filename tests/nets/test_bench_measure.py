@@ -1,21 +1,20 @@
 """Smoke test of benchmarks/bench_measure.py (tiny sizes, synthetic data): it runs, compares the
 device Lanczos with scipy eigsh on the same Hessian, and times every measurement of fig1's set."""
-import importlib.util
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 import torch
 
 
-def _bench_module():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_measure.py"
-    spec = importlib.util.spec_from_file_location("bench_measure", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture(scope="module")
+def bm():
+    """The benchmark script's functions (run as a file, not as __main__)."""
+    return SimpleNamespace(**runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "bench_measure.py")))
 
 
-def test_bench_measure_runs(tmp_path):
-    bm = _bench_module()
+def test_bench_measure_runs(tmp_path, bm):
     out = bm.main(["--synthetic", "--width", "16", "--samples", "32", "--train-steps", "2",
                    "--json", str(tmp_path / "m.json")])
     lz = out["lanczos"]
@@ -30,8 +29,7 @@ def test_bench_measure_runs(tmp_path):
     assert (tmp_path / "m.json").is_file()
 
 
-def test_time_measurements_takes_a_pair():
-    bm = _bench_module()
+def test_time_measurements_takes_a_pair(bm):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     x, y = torch.randn(20, 12, dtype=torch.float64), torch.randint(0, 3, (20,))

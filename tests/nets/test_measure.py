@@ -1,9 +1,10 @@
 """Tests for nets.measure against explicit Hessians / covariances of a tiny float64 MLP.
 
 Reference quantities are computed densely: H from torch.autograd.functional.hessian on the flat
-parameter vector (the explicit_hessian fixture), per-sample gradients by a Python loop. Every statistical tolerance is derived
-from the exact variance of the estimator (computed from the explicit matrix) and is 4 standard
-errors (two-sided normal tail ≈ 6e-5; the seeds are fixed, so the tests are deterministic).
+parameter vector (the explicit_hessian fixture), per-sample gradients by a Python loop. Every
+statistical tolerance is derived from the exact variance of the estimator (computed from the
+explicit matrix) and is 4 standard errors (two-sided normal tail ≈ 6e-5; the seeds are fixed, so
+the tests are deterministic).
 """
 from __future__ import annotations
 

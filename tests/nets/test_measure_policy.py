@@ -7,6 +7,7 @@ is tested here without a GPU: what a CUDA run would use is what these flags say.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +190,21 @@ def test_probes_are_the_same_on_every_device(device):
     np.testing.assert_array_equal(signs.cpu().numpy(), 2.0 * bits - 1.0)
     # Rademacher: E z = 0, E zzᵀ = I; a stuck bit or a 0/1 probe would be far outside 5 sd
     assert set(np.unique(signs.cpu().numpy())) == {-1.0, 1.0} and abs(float(signs.sum())) < 5 * dim ** 0.5
+
+
+def test_module_layering():
+    """nets.measure (estimators) imports neither nets.geometry nor nets.measurements, anywhere in
+    the module (lazy imports included): no import cycle between the three."""
+    import ast
+
+    tree = ast.parse((Path(M.__file__)).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {f"{'.' * node.level}{node.module or ''}"} | {a.name for a in node.names}
+    assert not {n for n in imported if any(m in n for m in ("geometry", "measurements", "train"))}, imported
+    from nets import measurements as MS
+    for mod in (M, GM, MS):
+        assert all(hasattr(mod, name) for name in mod.__all__)
