@@ -6,7 +6,8 @@ same training subset:
 1. top Hessian eigenvalue by the device Lanczos (``method="lanczos"``) against ARPACK
    (``method="scipy"``: scipy ``eigsh`` on the host in float64, one device-host copy per
    product), with the same tolerance, start vector and Hessian-vector products: wall times,
-   products used, time per product beyond the product itself, and their ratio;
+   products used, time per product beyond the product itself, and their ratio
+   (:func:`compare_lanczos`);
 2. the wall time of each measurement of fig1's full-preset set (``nets.experiments.FULL_MEASURE``
    plus ``FULL_ALIGNMENT``, taken at the end of every run; the alignment alone is also taken 7
    more times during training), through :func:`nets.measurements.measure_model`, and the implied
@@ -18,7 +19,7 @@ On a CPU the full set on 2,250 samples takes many minutes: ``--samples`` shrinks
     python benchmarks/bench_measure.py                         # CPU: small subset
     python benchmarks/bench_measure.py --device cuda --json out.json
 
-:func:`time_measurements` is the timing used here, importable by other benchmarks.
+:func:`time_measurements` and :func:`compare_lanczos` are importable by other benchmarks.
 """
 from __future__ import annotations
 
@@ -115,9 +116,14 @@ def trained_model(data, width, steps, device, lr=0.05, batch_size=100):
     return model
 
 
-def bench_lanczos(model, x, y, device, k, tol, seed=0):
-    """Device Lanczos vs ARPACK on the same Hessian: times, products, overhead per product."""
+def compare_lanczos(model, x, y, *, k=1, tol=1e-4, seed=0) -> dict:
+    """Top-k Hessian eigenvalues of ``model`` on (x, y) by the device Lanczos and by scipy eigsh
+    (ARPACK on the host), same tolerance, start vector and products, on the model's device:
+    wall times, products used, time per product beyond one HVP, their ratio and the relative
+    difference of the eigenvalues."""
     from nets import measure as M
+    device = next(model.parameters()).device
+    x, y = x.to(device), y.to(device)
     loss = nn.CrossEntropyLoss()
     p = sum(t.numel() for t in model.parameters() if t.requires_grad)
     v = torch.randn(p, generator=torch.Generator().manual_seed(1))
@@ -175,7 +181,7 @@ def main(argv=None):
     x, y = _measure_inputs(data, spec["samples"], spec.get("seed", 0))
     out = {"device": str(device), "data": name, "width": args.width, "samples": int(x.shape[0]),
            "threads": torch.get_num_threads()}
-    lz = bench_lanczos(model, x, y, device, args.k, tol)
+    lz = compare_lanczos(model, x, y, k=args.k, tol=tol)
     out["lanczos"] = lz
     print(f"device={device} data={name} mlp4_bn(width={args.width}) p={lz['params']} samples={x.shape[0]} "
           f"threads={torch.get_num_threads()}; one HVP {lz['hvp_s'] * 1e3:.1f} ms")
