@@ -1,4 +1,4 @@
-"""Benchmark the network trainers on the available device (cpu here, cuda where present).
+"""Benchmark the network trainers and measurements on the available device (cpu here, cuda where present).
 
 Measured in the same process, on the same data and model (fig1's BN MLP):
 
@@ -6,15 +6,22 @@ Measured in the same process, on the same data and model (fig1's BN MLP):
    batches moved to the device each step, ``loss.item()`` every step, and the same per-epoch
    evaluation of train/val/test as the trainers (the common baseline);
 2. ``on-device`` — :func:`nets.train.train_run`: data on the device, one sync per epoch;
-3. ``vmap K`` — :func:`nets.train.train_group`: K runs (different lr/seeds) in one vmapped step.
+3. ``vmap K`` — :func:`nets.train.train_group`: K runs (different lr/seeds) in one vmapped step, on
+   every step path available on the device (eager everywhere; cuda-graph and compiled on CUDA,
+   compiled on a CPU with ``--compiled``), with the trajectory of each path compared to eager.
 
-Prints samples/s per run and for the grid (K runs), the ratios, and an estimate of the full
-Fig. 1 grid time (25 runs = 5 lrs × 5 batch sizes, 200 epochs of 55,000 samples; runs sharing a
-batch size are one vmap group) from the measured vmap step time at each batch size, plus (with
-``--measure``, default on cuda) the measured time of fig1's end-of-run and tracked measurements.
+Prints samples/s per run and for the grid, the ratios, and an estimate of the paper-scale Fig. 1
+grid (25 runs = 5 lrs × 5 batch sizes plus 6 seed repetitions, 200 epochs of 55,000 samples;
+runs sharing a batch size are one vmap group) in two parts: **training** (the measured step time
+of the fastest path at each batch size times the steps, plus the measured per-epoch evaluation)
+and **measurements** (fig1's full-preset end-of-run set and the tracked set, timed on the trained
+model, times the number of runs and tracked epochs). With ``--concurrent`` it also times a short
+grid run with all batch-size groups in parallel worker processes against one after another.
+On a CPU it prints the device-Lanczos vs scipy-eigsh time on the same model
+(``benchmarks/bench_measure.py``).
 
     python benchmarks/bench_nets.py                  # CPU defaults (small)
-    python benchmarks/bench_nets.py --device cuda --train-size 55000 --batch-sizes 25 50 100 250 1000 --cuda-graphs
+    python benchmarks/bench_nets.py --device cuda --train-size 55000 --batch-sizes 25 50 100 250 1000 --json b.json
 """
 from __future__ import annotations
 
@@ -26,9 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+FIG1_BATCH_SIZES = (25, 50, 100, 250, 1000)
+
 
 def _sync(device):
-    if str(device).startswith("cuda"):
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
 
@@ -37,16 +46,10 @@ def get_data(args, device):
     try:
         if args.synthetic:
             raise D.DatasetNotFoundError("synthetic data requested")
-        return D.load("fashion-mnist", data_root=args.data_root, device=device, val_size=min(1000, args.train_size),
-                      train_size=args.train_size, test_size=1000), "fashion-mnist"
+        return D.load("fashion-mnist", data_root=args.data_root, device=device, val_size=min(5000, args.train_size),
+                      train_size=args.train_size, test_size=min(10000, args.train_size)), "fashion-mnist"
     except D.DatasetNotFoundError:
-        g = torch.Generator().manual_seed(0)
-        n = args.train_size
-        x = torch.randn(n + 2000, 1, 28, 28, generator=g).to(device)
-        y = torch.randint(0, 10, (n + 2000,), generator=g).to(device)
-        z = torch.zeros(1, 1, 1, 1, device=device)
-        return D.DeviceData("synthetic", x[:n], y[:n], x[n:n + 1000], y[n:n + 1000], x[n + 1000:], y[n + 1000:], 10,
-                            z, z + 1), "synthetic"
+        return D.synthetic("fashion-mnist", n_train=args.train_size, n_val=1000, n_test=1000, device=device), "synthetic"
 
 
 def bench_dataloader(cfg, data, device, epochs):
@@ -91,10 +94,42 @@ def bench_run(cfg, data, device, model_hook=None):
     return steps / (time.perf_counter() - t), r
 
 
+def time_evaluation(cfgs, data, device, repeats=3):
+    """Seconds of one epoch's evaluation (train, val and test splits) of a vmap group of ``cfgs``."""
+    from nets.train import _GroupState
+    g = _GroupState(cfgs, data, device)
+    bs = cfgs[0].eval_batch_size
+    splits = ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test))
+    for x, y in splits:                                   # warm-up
+        g.evaluate(x, y, bs)
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        out = [g.evaluate(x, y, bs) for x, y in splits]
+    torch.stack([o[0] for o in out]).sum().item()
+    _sync(device)
+    return (time.perf_counter() - t) / repeats
+
+
+def bench_group(cfgs, data, device, step_path):
+    """(grid samples/s, seconds per step excluding evaluation, results) of one train_group call."""
+    from nets.train import train_group
+    _sync(device)
+    t = time.perf_counter()
+    rs = train_group(cfgs, data=data, device=device, step_path=step_path)
+    _sync(device)
+    dt = time.perf_counter() - t
+    h = rs[0]["history"]
+    steps = sum(h["steps"])
+    samples = sum(s * b for s, b in zip(h["steps"], h["batch_size"]))
+    t_eval = time_evaluation(cfgs, data, device)
+    return samples * len(cfgs) / dt, max(dt - len(h["epoch"]) * t_eval, 0.0) / steps, t_eval, rs
+
+
 def bench_fig1_measurements(model, data, device):
     """Wall time of fig1's full-preset measurements on a (briefly) trained model: the end-of-run set
     (exact and FD Hessian norms, Lanczos, gradient-noise statistics, alignment) and the set tracked
-    every ``measure_every`` epochs (alignment only). Returns (final_s, tracked_s, tracked per run)."""
+    every ``measure_every`` epochs. Returns (final_s, tracked_s, tracked epochs per run)."""
     from nets.experiments import plan
     from nets.train import _track_now, measure_model, tracked_spec
     cfg = plan("fig1", "full").runs[0]
@@ -109,21 +144,36 @@ def bench_fig1_measurements(model, data, device):
     _sync(device)
     t_tracked = time.perf_counter() - t
     errors = {k: v["error"] for k, v in final.items() if isinstance(v, dict) and "error" in v}
-    by_key = ", ".join(f"{k} {v:.1f} s" for k, v in final.get("measure_wall_s_by_key", {}).items())
-    print(f"fig1 full measurements: end of run {t_final:.1f} s ({by_key}); tracked (alignment) {t_tracked:.1f} s "
+    by_key = ", ".join(f"{k} {v:.2f} s" for k, v in final.get("measure_wall_s_by_key", {}).items())
+    print(f"fig1 full measurements: end of run {t_final:.2f} s ({by_key}); tracked {t_tracked:.2f} s "
           f"× {n_tracked} per run" + (f"; errors: {errors}" if errors else ""))
     return t_final, t_tracked, n_tracked
 
 
-def bench_group(cfgs, data, device, cuda_graphs=False):
-    from nets.train import train_group
-    _sync(device)
-    t = time.perf_counter()
-    rs = train_group(cfgs, data=data, device=device, cuda_graphs=cuda_graphs)
-    _sync(device)
-    dt = time.perf_counter() - t
-    steps = sum(s * b for s, b in zip(rs[0]["history"]["steps"], rs[0]["history"]["batch_size"]))
-    return steps / dt, steps * len(cfgs) / dt, dt / sum(rs[0]["history"]["steps"]), rs
+def bench_concurrency(args, device, epochs=1):
+    """Wall time of a short fig1-like grid (one group per batch size) run one group after another vs all
+    groups at once in worker processes (``nets run --workers``). Returns (sequential_s, concurrent_s)."""
+    import tempfile
+    from nets.executor import LocalExecutor, execute_task
+    from nets.train import RunConfig
+    walls = []
+    for workers in (0, len(args.batch_sizes)):
+        with tempfile.TemporaryDirectory() as tmp:
+            tasks = []
+            for bs in args.batch_sizes:
+                cfgs = [RunConfig(name=f"lr{i}_bs{bs}", model="mlp4_bn", model_kw=dict(width=args.width),
+                                  data_kw=dict(val_size=1000, train_size=args.train_size, test_size=1000), lr=lr,
+                                  batch_size=bs, epochs=epochs, seed=i)
+                        for i, lr in enumerate(np.geomspace(5e-3, 0.1, args.k))]
+                tasks.append(dict(configs=[c.to_dict() for c in cfgs], out_dirs=[f"{tmp}/{c.name}" for c in cfgs],
+                                  device=str(device), data_root=args.data_root, batched=True, step_path="auto"))
+            t = time.perf_counter()
+            with LocalExecutor(workers) as ex:
+                ex.map(execute_task, tasks)
+            walls.append(time.perf_counter() - t)
+    print(f"grid of {len(args.batch_sizes)} groups × {epochs} epoch(s): one after another {walls[0]:.1f} s, "
+          f"concurrently in {len(args.batch_sizes)} processes {walls[1]:.1f} s ({walls[0] / walls[1]:.2f}x)")
+    return walls[0], walls[1]
 
 
 def main(argv=None):
@@ -137,21 +187,31 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--synthetic", action="store_true", help="random data instead of Fashion-MNIST")
-    p.add_argument("--cuda-graphs", action="store_true", help="also time train_group(cuda_graphs=True) (CUDA)")
+    p.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time the torch.compile step path (default: on for cuda; on a CPU it compiles for ~30 s)")
+    p.add_argument("--compiled-batch-sizes", type=int, nargs="+", default=None,
+                   help="time the compiled path only at these batch sizes (each batch size compiles anew)")
     p.add_argument("--measure", action=argparse.BooleanOptionalAction, default=None,
-                   help="time fig1's full-preset measurements and add them to the grid estimate (default: on for "
-                   "cuda; on a CPU they take minutes)")
+                   help="time fig1's full-preset measurements (the estimate's second part; default on for cuda; on a "
+                   "CPU they take minutes)")
+    p.add_argument("--lanczos", action=argparse.BooleanOptionalAction, default=None,
+                   help="device-Lanczos vs scipy-eigsh on the same model (default on for a CPU)")
+    p.add_argument("--concurrent", action="store_true", help="also time the batch-size groups in parallel processes")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     from nets.train import RunConfig
     device = torch.device(args.device)
+    cuda = device.type == "cuda"
     data, name = get_data(args, device)
-    print(f"device={device} data={name} n_train={data.n_train} model=mlp4_bn(width={args.width}) K={args.k}")
-    out = {"device": str(device), "data": name, "n_train": data.n_train, "width": args.width, "k": args.k, "rows": []}
-    step_time = {}
-    measure = args.measure if args.measure is not None else device.type == "cuda"
+    print(f"device={device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}) data={name} "
+          f"n_train={data.n_train} model=mlp4_bn(width={args.width}) K={args.k} torch={torch.__version__}")
+    out = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+           "data": name, "n_train": data.n_train, "width": args.width, "k": args.k, "rows": []}
+    paths = ["eager"] + (["cuda-graph"] if cuda else []) + (["compiled"] if (args.compiled or (args.compiled is None
+                                                                                              and cuda)) else [])
+    step_time, eval_time = {}, {}
     trained = []
     for bs in args.batch_sizes:
         base = dict(model="mlp4_bn", model_kw=dict(width=args.width), batch_size=bs, epochs=args.epochs,
@@ -161,46 +221,78 @@ def main(argv=None):
         bench_run(RunConfig(name="warm", lr=0.05, seed=0, **dict(base, epochs=1)), data, device)   # warm-up
         dl = bench_dataloader(cfg, data, device, args.epochs)
         od, _ = bench_run(cfg, data, device, model_hook=trained.append)
-        per_run, grid, t_step, rs = bench_group(cfgs, data, device)
-        step_time[bs] = t_step
-        if args.cuda_graphs and device.type == "cuda":
-            bench_group(cfgs, data, device, cuda_graphs=True)                                  # warm-up
-            g_run, g_grid, g_step, grs = bench_group(cfgs, data, device, cuda_graphs=True)
-            same = all(np.allclose(a["history"]["train_loss"], b["history"]["train_loss"], rtol=1e-4, atol=1e-5)
-                       for a, b in zip(rs, grs))
-            print(f"S={bs:5d}  vmap+CUDA graph: {g_grid:10.0f} grid samples/s ({g_grid / grid:5.2f}x vs vmap eager), "
-                  f"{g_step * 1e3:.3f} ms/step; losses match eager run (rtol 1e-4): {same}")
-            step_time[bs] = g_step
         row = dict(batch_size=bs, dataloader_samples_per_s=dl, on_device_samples_per_s=od,
-                   vmap_per_run_samples_per_s=per_run, vmap_grid_samples_per_s=grid, vmap_step_s=t_step,
-                   ratio_on_device_vs_dataloader=od / dl, ratio_vmap_grid_vs_dataloader=grid / dl,
-                   ratio_vmap_grid_vs_on_device=grid / od)
+                   ratio_on_device_vs_dataloader=od / dl)
+        ref = None
+        for path in paths:
+            if path == "compiled" and args.compiled_batch_sizes is not None and bs not in args.compiled_batch_sizes:
+                continue
+            bench_group(cfgs, data, device, path)                                         # warm-up / capture
+            grid, t_step, t_eval, rs = bench_group(cfgs, data, device, path)
+            if ref is None:
+                ref = rs
+            same = all(np.allclose(a["history"]["train_loss"], b["history"]["train_loss"], rtol=1e-4, atol=1e-5)
+                       for a, b in zip(ref, rs))
+            captures = rs[0].get("graph_captures", 0)
+            row[f"{path}_grid_samples_per_s"] = grid
+            row[f"{path}_step_s"] = t_step
+            row[f"{path}_matches_eager"] = same
+            row[f"{path}_graph_captures"] = captures
+            print(f"S={bs:5d}  vmap K={args.k} {path:10s}: {grid:10.0f} grid samples/s ({grid / dl:6.2f}x dataloader, "
+                  f"{grid / od:5.2f}x on-device single run), {t_step * 1e3:.3f} ms/step + {t_eval * 1e3:.1f} ms eval/epoch"
+                  f"; losses match eager (rtol 1e-4): {same}" + (f"; graphs captured: {captures}" if path == "cuda-graph"
+                                                                 else ""))
+            best = step_time.get(bs)
+            if best is None or t_step < best[0]:
+                step_time[bs] = (t_step, path)
+            eval_time[bs] = t_eval
+        row["vmap_grid_samples_per_s"] = max(row[f"{p_}_grid_samples_per_s"] for p_ in paths
+                                             if f"{p_}_grid_samples_per_s" in row)
         out["rows"].append(row)
-        print(f"S={bs:5d}  dataloader {dl:10.0f} samples/s | on-device {od:10.0f} ({od / dl:5.2f}x) | "
-              f"vmap K={args.k}: {per_run:10.0f}/run, {grid:10.0f} grid ({grid / dl:5.2f}x vs dataloader, "
-              f"{grid / od:5.2f}x vs on-device) | {t_step * 1e3:.2f} ms/step (includes per-epoch eval)")
-    # Fig. 1 full grid estimate: 5 vmap groups (one per S) × 200 epochs × ⌊55000/S⌋ steps
-    fig1_bs = [25, 50, 100, 250, 1000]
+        print(f"S={bs:5d}  dataloader {dl:10.0f} samples/s | on-device single run {od:10.0f} ({od / dl:5.2f}x)")
+    lanczos = args.lanczos if args.lanczos is not None else not cuda
+    if lanczos and trained:
+        import importlib.util
+        import pathlib
+        path = pathlib.Path(__file__).with_name("bench_measure.py")
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("bench_measure", path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            out["lanczos"] = mod.compare_lanczos(trained[-1], data.x_train[:256], data.y_train[:256])
+    measure = args.measure if args.measure is not None else cuda
+    from nets.experiments import plan
+    fig1 = plan("fig1", "full").runs
+    n_runs = len(fig1)
+    per_bs = {bs: sum(1 for r in fig1 if r.batch_size == bs) for bs in FIG1_BATCH_SIZES}
     t_meas = None
     if measure and trained:
         t_final, t_tracked, n_tracked = bench_fig1_measurements(trained[-1], data, device)
-        # measurements run per run, one after the other inside each vmap group
-        t_meas = 25 * (t_final + n_tracked * t_tracked)
-        out.update(fig1_measure_final_s=t_final, fig1_measure_tracked_s=t_tracked, fig1_measure_grid_s=t_meas)
-    if all(b in step_time for b in fig1_bs):
-        est = sum(200 * (55000 // b) * step_time[b] for b in fig1_bs)
-        print(f"estimated full fig1 grid (25 runs × 200 epochs, K=5 per group): training {est / 60:.1f} min"
-              + (f" + measurements {t_meas / 60:.1f} min = {(est + t_meas) / 60:.1f} min" if t_meas is not None
-                 else " (measurements not timed: --measure)") + f" on {device}")
-        out["fig1_grid_estimate_s"] = est + (t_meas or 0.0)
-        out["fig1_grid_training_estimate_s"] = est
+        # measurements run per run, one after another inside each vmap group
+        t_meas = n_runs * (t_final + n_tracked * t_tracked)
+        out.update(fig1_measure_final_s=t_final, fig1_measure_tracked_s=t_tracked, fig1_measure_grid_s=t_meas,
+                   fig1_runs=n_runs)
+    if all(b in step_time for b in FIG1_BATCH_SIZES) and data.n_train == 55000:
+        epochs = fig1[0].epochs
+        train_s = {b: epochs * ((55000 // b) * step_time[b][0] + eval_time[b]) for b in FIG1_BATCH_SIZES}
+        est = sum(train_s.values())
+        print("estimated paper-scale fig1 grid (" + ", ".join(f"S={b}: {per_bs[b]} runs {train_s[b] / 60:.1f} min "
+                                                             f"[{step_time[b][1]}]" for b in FIG1_BATCH_SIZES) + ")")
+        print(f"  training part: {est / 60:.1f} min one group after another (the S=25 group alone "
+              f"{train_s[25] / 60:.1f} min: the floor with all groups concurrent)")
+        print(f"  measurement part: " + (f"{t_meas / 60:.1f} min ({n_runs} runs)" if t_meas is not None
+                                         else "not timed (--measure)"))
+        out.update(fig1_grid_training_estimate_s=est, fig1_grid_training_by_batch_size_s=train_s,
+                   fig1_grid_estimate_s=est + (t_meas or 0.0), fig1_step_paths={b: step_time[b][1] for b in step_time})
     else:
-        known = sorted(step_time)
-        print(f"(fig1 grid estimate needs --batch-sizes {' '.join(map(str, fig1_bs))} and --train-size 55000; "
-              f"measured {known})")
+        print(f"(the fig1 grid estimate needs --batch-sizes {' '.join(map(str, FIG1_BATCH_SIZES))} and --train-size "
+              f"55000; measured batch sizes {sorted(step_time)} on {data.n_train} samples)")
+    if args.concurrent:
+        seq, conc = bench_concurrency(args, device)
+        out.update(concurrency_sequential_s=seq, concurrency_concurrent_s=conc)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+            json.dump(out, fh, indent=1, default=str)
     return out
 
 

@@ -43,6 +43,7 @@ def _int_at_least(name, low):
 
 def build_parser() -> argparse.ArgumentParser:
     from .experiments import EXPERIMENTS, PRESETS
+    from .train import STEP_PATHS
     p = argparse.ArgumentParser(prog="python -m nets", description="Network experiments of 'Three Factors "
                                 "Influencing Minima in SGD' (§4, App. F).")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--measure", choices=PRESETS, default=None,
                    help="rescale the preset: take its measurements with the settings of this preset (e.g. the "
                    "quick presets' cheap curvature estimates for a full grid on a CPU); recorded in plan.json")
+    r.add_argument("--width", type=_int_at_least("--width", 1), default=None,
+                   help="rescale the preset: hidden width of its MLPs (fig1, fig5, fig9); recorded in plan.json")
+    r.add_argument("--max-eval-size", type=_int_at_least("--max-eval-size", 1), default=None,
+                   help="rescale the preset: at most this many validation and test samples (evaluated every epoch); "
+                   "recorded in plan.json")
     r.add_argument("--executor", choices=("local", "dask"), default="local")
     r.add_argument("--workers", type=_int_at_least("--workers", 0), default=0,
                    help="local executor: processes (0 = in-process, default); dask: LocalCluster worker processes "
@@ -84,8 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-group", type=_int_at_least("--max-group", 1), default=25,
                    help="max runs per vmap group (default 25)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
-    r.add_argument("--cuda-graphs", action="store_true", help="capture the vmapped training step in a CUDA graph "
-                   "(CUDA only; fastest for the MLP grids; verify with benchmarks/bench_nets.py --cuda-graphs)")
+    r.add_argument("--step-path", choices=STEP_PATHS, default="auto",
+                   help="how the vmapped training step runs: cuda-graph (captured once per batch size and replayed; "
+                   "the auto choice on CUDA), compiled (torch.compile), eager (auto on a CPU); recorded in every "
+                   "result as step_path; a graph that cannot be captured is an error")
+    r.add_argument("--eager", dest="step_path", action="store_const", const="eager",
+                   help="same as --step-path eager (e.g. after a failed CUDA-graph capture)")
 
     t = sub.add_parser("train", help="one training run with explicit hyper-parameters",
                        description="Train one run (resumable).")
@@ -145,9 +155,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 summary = run_experiment(args.experiment, args.preset, args.out, device=args.device,
                                          data_root=args.data_root, seed=args.seed, dataset=args.dataset, executor=ex,
                                          batched=not args.no_batch, max_group=args.max_group,
-                                         progress=not args.no_progress, cuda_graphs=args.cuda_graphs,
+                                         progress=not args.no_progress, step_path=args.step_path,
                                          epochs=args.epochs, max_train_size=args.max_train_size,
-                                         measure=args.measure)
+                                         measure=args.measure, width=args.width,
+                                         max_eval_size=args.max_eval_size)
             finally:
                 if ex is not None:
                     ex.close()
@@ -174,7 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DatasetNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, RuntimeError, ImportError) as exc:
+    except (ValueError, RuntimeError, ImportError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1

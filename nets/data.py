@@ -369,22 +369,69 @@ def load(name: str = "fashion-mnist", *, data_root=None, device="cpu", val_size:
     )
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, mean: torch.Tensor, std: torch.Tensor,
-                  padding: int = 4) -> torch.Tensor:
-    """Standard CIFAR augmentation on a normalised batch (B, C, H, W), on its device, in one go:
-    zero-pad by ``padding`` pixels in raw-pixel space (i.e. with value −mean/std after
-    normalisation), crop a random H×W window per sample, flip horizontally with probability ½."""
+def augmentation_params(generator: torch.Generator, n: int, *, padding: int = 4):
+    """Random crop offsets and flips for ``n`` samples of the standard CIFAR augmentation, drawn from
+    ``generator`` on its device: ``(row offsets, column offsets, flip)``, each of shape (n,).
+
+    The trainers draw these once per epoch for the whole epoch (offsets for every sample, then every
+    flip) and apply them per step with :func:`apply_augmentation`. The draw does not depend on the
+    batch size, the step path (eager, compiled, CUDA graph) or whether runs are trained alone or in
+    a vmap group, and no random number is drawn inside a step, which is what lets a captured CUDA
+    graph replay an augmented step."""
+    dev = generator.device
+    oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev)
+    ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev)
+    flip = torch.rand(n, generator=generator, device=dev) < 0.5
+    return oy, ox, flip
+
+
+def apply_augmentation(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor,
+                       mean: torch.Tensor, std: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Crop and flip a normalised batch (B, C, H, W) with the parameters of
+    :func:`augmentation_params`: zero-pad by ``padding`` pixels in raw-pixel space (i.e. with value
+    −mean/std after normalisation), take the H×W window at (``oy``, ``ox``), mirror where ``flip``.
+    Pure indexing on the batch's device, no random numbers (CUDA-graph capturable)."""
     b, c, h, w = x.shape
     dev = x.device
     pad_val = (-mean / std).view(1, c, 1, 1).to(x.dtype)
     padded = pad_val.expand(b, c, h + 2 * padding, w + 2 * padding).clone()
     padded[:, :, padding:padding + h, padding:padding + w] = x
-    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
-    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
-    flip = torch.rand(b, generator=generator, device=dev) < 0.5
     rows = oy[:, None] + torch.arange(h, device=dev)[None, :]                    # (B, H)
     cols = ox[:, None] + torch.arange(w, device=dev)[None, :]                    # (B, W)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     bi = torch.arange(b, device=dev)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]    # (B, H, W, C)
     return out.permute(0, 3, 1, 2).contiguous()
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, mean: torch.Tensor, std: torch.Tensor,
+                  padding: int = 4) -> torch.Tensor:
+    """Standard CIFAR augmentation on a normalised batch (B, C, H, W), on its device, in one go:
+    random crop of the zero-padded image and horizontal flip with probability ½
+    (:func:`augmentation_params` then :func:`apply_augmentation`)."""
+    if generator.device != x.device:
+        raise ValueError(f"generator is on {generator.device} but the batch is on {x.device}")
+    return apply_augmentation(x, *augmentation_params(generator, x.shape[0], padding=padding), mean, std, padding)
+
+
+SHAPES = {"fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+def synthetic(name: str = "fashion-mnist", *, n_train: int = 1000, n_val: int = 100, n_test: int = 100,
+              device="cpu", seed: int = 0, augment: Optional[bool] = None) -> DeviceData:
+    """Random standard-normal images of ``name``'s shape with random labels, on ``device``: for
+    benchmarks and memory checks where only sizes matter (never for a result)."""
+    name = canonical_name(name)
+    for what, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if what != "n_val" else 0):
+            raise ValueError(f"{what} must be an integer >= {1 if what != 'n_val' else 0}, got {v!r}")
+    g = torch.Generator().manual_seed(int(seed))
+    n = n_train + n_val + n_test
+    x = torch.randn((n,) + SHAPES[name], generator=g).to(device)
+    y = torch.randint(0, 10, (n,), generator=g).to(device)
+    c = SHAPES[name][0]
+    mean = torch.zeros(1, c, 1, 1, device=device)
+    return DeviceData("synthetic-" + name, x[:n_train], y[:n_train], x[n_train:n_train + n_val],
+                      y[n_train:n_train + n_val], x[n_train + n_val:], y[n_train + n_val:], 10, mean, mean + 1,
+                      augment=(name == "cifar10") if augment is None else bool(augment), y_train_clean=y[:n_train],
+                      info=dict(dataset="synthetic-" + name, n_train=n_train, n_val=n_val, n_test=n_test))

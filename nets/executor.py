@@ -1,8 +1,10 @@
 """Executors for sweeps (grids over η, S, β, seeds): one interface, local or Dask.
 
 A *task* is a JSON-friendly dict ``{"configs": [RunConfig dicts], "out_dirs": [...],
-"device": ..., "data_root": ..., "batched": bool}``; :func:`execute_task` runs it (a vmap-batched
-group when ``batched`` and there are several configs, else the runs one after another) and
+"device": ..., "data_root": ..., "batched": bool, "step_path": ..., "label": ...}``;
+:func:`execute_task` runs it (one vmap-batched group, of one run or more, when ``batched``: the
+fast path of :func:`nets.train.train_group` with its step path; else the runs one after another
+through the reference trainer :func:`nets.train.train_run`) and
 returns ``[(run name, status), ...]``. Finished runs (``result.json`` present) are skipped, so a
 sweep restarted after a crash only redoes what is missing; unfinished runs resume from their
 checkpoints (a vmap group whole, from its group checkpoint, even when some of its runs, e.g.
@@ -53,7 +55,8 @@ def execute_task(task: dict) -> list:
         return done
     device = task.get("device", "cpu")
     progress = bool(task.get("progress", False))
-    cuda_graphs = bool(task.get("cuda_graphs", False))
+    step_path = task.get("step_path", "auto")
+    label = task.get("label")
     status: dict = {}
     rest = todo
     if task.get("batched", True):
@@ -62,13 +65,14 @@ def execute_task(task: dict) -> list:
         groups, rest = _checkpointed_groups(todo)
         for g_cfgs, g_outs in groups:
             data = _cached_data(g_cfgs[0], device, task.get("data_root"))
-            res = train_group(g_cfgs, g_outs, data=data, device=device, progress=progress, cuda_graphs=cuda_graphs)
+            res = train_group(g_cfgs, g_outs, data=data, device=device, progress=progress, step_path=step_path,
+                              label=label)
             status.update({_key(o): r["status"] for o, r in zip(g_outs, res)})
     if rest:
         data = _cached_data(rest[0][0], device, task.get("data_root"))
-        if task.get("batched", True) and len(rest) > 1:
+        if task.get("batched", True):   # a group of one too: single runs get the fast step paths
             res = train_group([c for c, _ in rest], [o for _, o in rest], data=data, device=device,
-                              progress=progress, cuda_graphs=cuda_graphs)
+                              progress=progress, step_path=step_path, label=label)
         else:
             res = [train_run(c, o, data=data, device=device, progress=progress) for c, o in rest]
         status.update({_key(o): r["status"] for (_, o), r in zip(rest, res)})

@@ -54,13 +54,15 @@ class Experiment:
 
     def plan(self, preset: str = "quick", *, dataset: Optional[str] = None, seed: int = 0,
              epochs: Optional[int] = None, max_train_size: Optional[int] = None,
-             measure: Optional[str] = None) -> Plan:
+             measure: Optional[str] = None, width: Optional[int] = None,
+             max_eval_size: Optional[int] = None) -> Plan:
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
         ds = dataset or ("fashion-mnist" if preset == "quick" else self.paper_dataset)
         from .data import canonical_name
         p = self.builder(preset=preset, dataset=canonical_name(ds), seed=int(seed))
-        return rescale(p, epochs=epochs, max_train_size=max_train_size, measure=measure)
+        return rescale(p, epochs=epochs, max_train_size=max_train_size, measure=measure, width=width,
+                       max_eval_size=max_eval_size)
 
 
 def _scale_schedule(spec, factor: float):
@@ -93,25 +95,37 @@ def _measure_set(spec: dict, preset: str) -> dict:
     return out
 
 
+def _positive_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    return int(v)
+
+
 def rescale(plan: Plan, *, epochs: Optional[int] = None, max_train_size: Optional[int] = None,
-            measure: Optional[str] = None) -> Plan:
+            measure: Optional[str] = None, width: Optional[int] = None, max_eval_size: Optional[int] = None) -> Plan:
     """The plan at a smaller (or larger) scale, for machines where the preset is too long (e.g. the
     ``full`` grids on a CPU): every run trains ``epochs`` epochs, with schedule periods, milestones and
     ``measure_every`` scaled by the same factor, and on at most ``max_train_size`` training samples
     (runs that already use fewer, e.g. Fig. 6's training-set sizes, keep theirs). The grid (η, S,
     seeds, models) is unchanged. ``measure`` ("quick" or "full") takes the measurements (same
     quantities) with that preset's settings, e.g. the full grid with the quick presets' cheap
-    curvature estimates on a CPU. The overrides are recorded in the plan (``plan.json``) and in each
-    run config, so results of a rescaled plan are never mistaken for the preset's."""
-    if epochs is None and max_train_size is None and measure is None:
+    curvature estimates on a CPU. ``width`` sets the hidden width of the MLP presets (fig1, fig5,
+    fig9); ``max_eval_size`` caps the validation and test sets evaluated every epoch. The overrides
+    are recorded in the plan (``plan.json``) and in each run config, so results of a rescaled plan
+    are never mistaken for the preset's."""
+    if all(v is None for v in (epochs, max_train_size, measure, width, max_eval_size)):
         return plan
     if measure is not None and measure not in PRESETS:
         raise ValueError(f"measure must be one of {PRESETS}, got {measure!r}")
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if max_train_size is not None and (isinstance(max_train_size, bool)
-                                       or not isinstance(max_train_size, (int, np.integer)) or max_train_size < 1):
-        raise ValueError(f"max_train_size must be an integer >= 1, got {max_train_size!r}")
+    for name, v in (("epochs", epochs), ("max_train_size", max_train_size), ("width", width),
+                    ("max_eval_size", max_eval_size)):
+        if v is not None:
+            _positive_int(name, v)
+    if width is not None:
+        from .models import model_options
+        no_width = sorted({r.model for r in plan.runs if "width" not in model_options(r.model)})
+        if no_width:
+            raise ValueError(f"width applies to the MLP models only; experiment {plan.experiment!r} uses {no_width}")
     overrides = dict(plan.overrides)
     for r in plan.runs:
         if epochs is not None:
@@ -126,12 +140,23 @@ def rescale(plan: Plan, *, epochs: Optional[int] = None, max_train_size: Optiona
             r.data_kw = dict(r.data_kw, train_size=int(max_train_size if current is None else min(current, max_train_size)))
         if measure is not None and r.measure:
             r.measure = _measure_set(r.measure, measure)
+        if width is not None:
+            r.model_kw = dict(r.model_kw, width=int(width))
+        if max_eval_size is not None:
+            val = r.data_kw.get("val_size", 5000)
+            test = r.data_kw.get("test_size")
+            r.data_kw = dict(r.data_kw, val_size=int(min(val, max_eval_size)),
+                             test_size=int(max_eval_size if test is None else min(test, max_eval_size)))
     if epochs is not None:
         overrides["epochs"] = int(epochs)
     if max_train_size is not None:
         overrides["max_train_size"] = int(max_train_size)
     if measure is not None:
         overrides["measure"] = measure
+    if width is not None:
+        overrides["width"] = int(width)
+    if max_eval_size is not None:
+        overrides["max_eval_size"] = int(max_eval_size)
     plan.overrides = overrides
     return plan
 
@@ -178,35 +203,49 @@ def _cifar_model(preset, name):
 
 
 # ----------------------------------------------------------------------------- fig1 / fig9
-def _grid(preset, dataset, seed, *, name, model, model_kw, full_epochs=200, track_alignment=False):
+# Grid points of fig1 repeated with two more seeds: the seed-to-seed spread at fixed (η, S) that the
+# same-ratio statement compares the spread across (η, S) pairs with. Each η/S below has 2-4 pairs in the grid.
+FIG1_SEED_POINTS = {"quick": [(0.025, 32)], "full": [(0.005, 50), (0.02, 100), (0.05, 50)]}   # η/S 1e-4, 2e-4, 1e-3
+FIG1_EXTRA_SEEDS = {"quick": 1, "full": 2}
+
+
+def _grid(preset, dataset, seed, *, name, model, model_kw, full_epochs=200, track_alignment=False,
+          seed_points=None, extra_seeds=0):
     if preset == "quick":
-        lrs, bss, epochs, mkw = [0.02, 0.1], [32, 128], 2, dict(model_kw, width=32)
+        # 0.025/32 = 0.1/128: one same-η/S pair, so that the quick preset exercises that statement
+        lrs, bss, epochs, mkw = [0.025, 0.1], [32, 128], 2, dict(model_kw, width=32)
         if "depth" in mkw:
             mkw["depth"] = min(mkw["depth"], 4)
-        measure = QUICK_MEASURE
+        measure, log_every = QUICK_MEASURE, 1
     else:
         # paper: η ∈ [5e-3, 1e-1], S ∈ [25, 1000], 25 runs; project's grid: 5 × 5 log-spaced points
         lrs, bss, epochs, mkw, measure = [0.005, 0.01, 0.02, 0.05, 0.1], [25, 50, 100, 250, 1000], full_epochs, \
             dict(model_kw), FULL_MEASURE
-    measure, every = dict(measure), 0
+        log_every = 50   # minibatch loss every 50 steps (Fig. 13): 8,800 points for the S = 25 runs
+    measure, every, tracked = dict(measure), 0, None
     if track_alignment:
-        # noise geometry over training (issue 6): alignment of the SGD noise with the Gauss–Newton
-        # matrix, every `every` epochs and at the end, at each η/S of the grid
+        # over training, at each η/S: the noise geometry (alignment of the SGD noise with the Gauss–Newton
+        # matrix) and the top Hessian eigenvalue, read against the stability bound 2/η (edge of stability)
         measure["alignment"] = dict(QUICK_ALIGNMENT if preset == "quick" else FULL_ALIGNMENT)
         every = 1 if preset == "quick" else 25
-    # only the alignment is tracked through training; the Hessian estimates are taken at the end
-    runs = [RunConfig(name=f"lr{_fmt(lr)}_bs{bs}", model=model, model_kw=mkw, dataset=dataset,
-                      data_kw=_data_kw(preset, dataset), lr=lr, batch_size=bs, epochs=epochs, seed=seed,
-                      measure=dict(measure), measure_every=every,
-                      measure_tracked=["alignment"] if track_alignment else None)
-            for bs in bss for lr in lrs]
+        tracked = ["alignment", "hessian_top_eigenvalue"]
+    # only these are tracked through training; the Hessian norms and gradient noise are taken at the end
+    points = [(lr, bs, seed) for bs in bss for lr in lrs]
+    points += [(lr, bs, seed + s) for lr, bs in (seed_points or []) for s in range(1, extra_seeds + 1)]
+    runs = [RunConfig(name=f"lr{_fmt(lr)}_bs{bs}" + (f"_s{s - seed}" if s != seed else ""), model=model, model_kw=mkw,
+                      dataset=dataset, data_kw=_data_kw(preset, dataset), lr=lr, batch_size=bs, epochs=epochs, seed=s,
+                      measure=dict(measure), measure_every=every, measure_tracked=tracked, loss_log_every=log_every)
+            for lr, bs, s in points]
     return Plan(name, preset, dataset, runs)
 
 
 def fig1(preset, dataset, seed):
     """Fig. 1: Hessian norm and validation accuracy vs η/S, 4-layer BN ReLU MLP (width 512), 200 epochs;
-    plus the noise-geometry alignment (Wang & Wu 2023) tracked over training at every η/S."""
-    return _grid(preset, dataset, seed, name="fig1", model="mlp4_bn", model_kw={}, track_alignment=True)
+    plus the noise-geometry alignment (Wang & Wu 2023) and the top Hessian eigenvalue tracked over
+    training at every η/S, and two more seeds at :data:`FIG1_SEED_POINTS` (the seed-to-seed spread
+    that same-η/S pairs are compared with)."""
+    return _grid(preset, dataset, seed, name="fig1", model="mlp4_bn", model_kw={}, track_alignment=True,
+                 seed_points=FIG1_SEED_POINTS[preset], extra_seeds=FIG1_EXTRA_SEEDS[preset])
 
 
 def fig9(preset, dataset, seed):
@@ -425,9 +464,10 @@ def get(name: str) -> Experiment:
 
 
 def plan(name: str, preset: str = "quick", *, dataset: Optional[str] = None, seed: int = 0,
-         epochs: Optional[int] = None, max_train_size: Optional[int] = None, measure: Optional[str] = None) -> Plan:
+         epochs: Optional[int] = None, max_train_size: Optional[int] = None, measure: Optional[str] = None,
+         width: Optional[int] = None, max_eval_size: Optional[int] = None) -> Plan:
     return get(name).plan(preset, dataset=dataset, seed=seed, epochs=epochs, max_train_size=max_train_size,
-                          measure=measure)
+                          measure=measure, width=width, max_eval_size=max_eval_size)
 
 
 def describe_all() -> str:

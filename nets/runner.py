@@ -38,7 +38,8 @@ def resolve_device(device: str) -> str:
 
 
 def make_tasks(runs: list[RunConfig], run_dir: Path, *, device: str, data_root=None, batched: bool = True,
-               max_group: int = 25, progress: bool = False, cuda_graphs: bool = False) -> list[dict]:
+               max_group: int = 25, progress: bool = False, step_path: str = "auto",
+               label: str = "") -> list[dict]:
     """Group unfinished runs into tasks (vmap groups of runs sharing :func:`group_key`).
 
     A finished run (its ``result.json`` exists) is skipped only if it was written for the same
@@ -62,20 +63,25 @@ def make_tasks(runs: list[RunConfig], run_dir: Path, *, device: str, data_root=N
             chunk = rs[i:i + (max_group if batched else 1)]
             tasks.append(dict(configs=[c.to_dict() for c in chunk], out_dirs=[str(run_dir / c.name) for c in chunk],
                               device=device, data_root=data_root, batched=batched, progress=progress,
-                              cuda_graphs=cuda_graphs))
+                              step_path=step_path, label=f"{label} group {len(tasks) + 1} (batch size "
+                              f"{chunk[0].batch_size if not isinstance(chunk[0].batch_size, dict) else 'schedule'})"))
     return tasks
 
 
 def run_experiment(name: str, preset: str = "quick", out: str | Path = "results/nets", *, device: str = "cpu",
                    data_root: Optional[str] = None, seed: int = 0, dataset: Optional[str] = None,
                    executor: Executor | str | None = None, batched: bool = True, max_group: int = 25,
-                   progress: bool = False, cuda_graphs: bool = False, epochs: Optional[int] = None,
-                   max_train_size: Optional[int] = None, measure: Optional[str] = None) -> dict:
+                   progress: bool = False, step_path: str = "auto", epochs: Optional[int] = None,
+                   max_train_size: Optional[int] = None, measure: Optional[str] = None,
+                   width: Optional[int] = None, max_eval_size: Optional[int] = None) -> dict:
     """Plan, run (skipping finished runs) and analyse one experiment; return its summary.
-    ``epochs`` / ``max_train_size`` / ``measure`` rescale the preset (:func:`nets.experiments.rescale`)."""
+    ``epochs`` / ``max_train_size`` / ``measure`` / ``width`` / ``max_eval_size`` rescale the preset
+    (:func:`nets.experiments.rescale`)."""
     device = resolve_device(device)
+    from .train import resolve_step_path
+    resolve_step_path(step_path, device)   # an unknown or impossible step path fails before any work
     plan = E.plan(name, preset, dataset=dataset, seed=seed, epochs=epochs, max_train_size=max_train_size,
-                  measure=measure)
+                  measure=measure, width=width, max_eval_size=max_eval_size)
     exp_dir = Path(out) / name
     run_dir = exp_dir / "runs"
     # fail early (before any work) if the dataset is missing
@@ -89,7 +95,8 @@ def run_experiment(name: str, preset: str = "quick", out: str | Path = "results/
         raise DatasetNotFoundError(str(exc) + hint) from None
     atomic_write_json(exp_dir / "plan.json", plan.to_dict())
     tasks = make_tasks(plan.runs, run_dir, device=device, data_root=data_root, batched=batched,
-                       max_group=max_group, progress=progress, cuda_graphs=cuda_graphs)
+                       max_group=max_group, progress=progress, step_path=step_path,
+                       label=f"{name}/{preset}")
     own = executor is None or isinstance(executor, str)
     ex = make_executor(executor or "local", **({"progress": progress} if executor in (None, "local") else {})) \
         if own else executor

@@ -5,25 +5,47 @@ Update rule (plain SGD, or heavy-ball momentum ``m`` as in ``torch.optim.SGD``, 
     b_k = m·b_{k-1} + g_k (b_1 = g_1),   θ_{k+1} = θ_k − η_k·b_k,
 
 with g_k the mean cross-entropy gradient over a minibatch of exactly S_k samples (noise
-n = η/S, paper eq. 2). Each epoch draws a fresh permutation of the training set from a
-generator seeded by ``SeedSequence([seed, epoch])`` and takes ⌊N/S_e⌋ steps (the last
-incomplete batch is dropped so that every step uses exactly S_e samples).
+n = η/S, paper eq. 2). Each epoch draws a fresh permutation of the training set (and, with
+augmentation, every crop offset and flip of the epoch) from a generator seeded by
+``SeedSequence([seed, epoch])`` and takes ⌊N/S_e⌋ steps (the last incomplete batch is dropped so
+that every step uses exactly S_e samples).
 
-Run protocol (:func:`train_run`):
+Two trainers, one protocol:
+
+* :func:`train_run` — the plain reference path: one run, ``torch.optim.SGD``, eager PyTorch;
+* :func:`train_group` — the fast path: K runs that share model, data and batch-size schedule in
+  one ``torch.func.functional_call`` + ``torch.vmap`` step over stacked parameters (each run its
+  own lr schedule, momentum, init seed and data order; BatchNorm running statistics are stacked
+  buffers updated per run). Its step runs on one of :data:`STEP_PATHS`: ``"cuda-graph"`` (the
+  whole step, batch gather and augmentation included, captured once per batch size and replayed;
+  the default on CUDA), ``"compiled"`` (``torch.compile``; ``mode="reduce-overhead"`` on CUDA)
+  or ``"eager"`` (the default on a CPU). Every result records the path that ran (``step_path``)
+  and, for graphs, how many were captured and replayed. A graph that cannot be captured is an
+  error, never a silent fall-back: ask for ``step_path="eager"`` (CLI ``--eager``) instead.
+
+Protocol (both trainers):
 
 * all data on the device; metrics accumulated on the device; one host sync per epoch;
 * per-epoch train/val/test loss and accuracy (evaluated in eval mode, BN running statistics);
-  with random labels, also accuracy on the true labels of the training set;
+  with random labels, also accuracy on the true labels of the training set; the minibatch loss
+  of every ``loss_log_every``-th step (``history["logged_step"]``, ``history["logged_loss"]``:
+  the loss of the minibatch of step t at the parameters before step t's update);
 * divergence: a non-finite or > ``max_loss`` epoch-mean training loss (or non-finite
   parameters) stops the run, which is recorded with ``status="diverged"``;
-* a checkpoint (model, optimiser, RNG state, epoch, history) is written atomically after every
-  epoch; rerunning with the same directory resumes from it and gives bitwise the same result on
-  CPU as an uninterrupted run; the result is written atomically as ``result.json``.
+* convergence (:func:`convergence`, recorded as ``converged`` in every completed result):
+  train accuracy >= 99% at the end and the train loss down by at most 0.02 nats over the last
+  10% of the epochs (at least one epoch);
+* a checkpoint (model, optimiser, every RNG state, epoch, history) is written atomically after
+  every epoch and loaded on the CPU first whatever the device (:func:`load_checkpoint`), so a
+  resume follows one code path on every device; rerunning with the same directory resumes from
+  it and gives bitwise the result of an uninterrupted run on the same device; a checkpoint
+  written on another device type or by another torch version is refused with an error naming
+  the file (resuming it would not reproduce the run), an unreadable one is set aside as
+  ``*.corrupt`` and the run restarts;
+* the result is written atomically as ``result.json`` (and the weights as ``model.pt``).
 
-:func:`train_group` trains K runs that share model, data and batch-size schedule together with
-``torch.func.functional_call`` + ``torch.vmap`` over stacked parameters (each run its own lr
-schedule, momentum, init seed and data order). BatchNorm in train mode works under vmap because
-the running statistics are stacked buffers (one per run) and updated in place per run.
+Numerics: training keeps PyTorch's defaults (float32; TF32 as PyTorch sets it for the device);
+every measurement runs in full float32 precision (TF32 off, see :mod:`nets.measure`).
 """
 from __future__ import annotations
 
@@ -33,6 +55,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -50,10 +73,34 @@ RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
 GROUP_CHECKPOINT = "group_checkpoint.pt"   # of a vmap group, in its first run's directory
 MODEL = "model.pt"
+CHECKPOINT_FORMAT = 2                      # bumped when the checkpoint layout changes
+
+#: How :func:`train_group` runs its step: "auto" is "cuda-graph" on CUDA and "eager" elsewhere.
+STEP_PATHS = ("auto", "cuda-graph", "compiled", "eager")
+
+# Convergence criterion (see :func:`convergence`); recorded in every completed result.
+CONVERGED_MIN_TRAIN_ACC = 0.99   # the run fits its training set: it sits in a minimum of the training loss
+CONVERGED_WINDOW = 0.10          # ... and has stopped descending: over the last 10% of the epochs (>= 1 epoch)
+CONVERGED_MAX_LOSS_DROP = 0.02   # the full-training-set loss fell by at most this many nats
+CONVERGENCE_CRITERION = (f"train accuracy >= {CONVERGED_MIN_TRAIN_ACC:.0%} at the end and train loss down by at most "
+                         f"{CONVERGED_MAX_LOSS_DROP} nats over the last {CONVERGED_WINDOW:.0%} of the epochs "
+                         "(at least one epoch)")
 
 
 class ConfigError(ValueError):
     """A run configuration is invalid (message names the field)."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be resumed here (message names the file, why, and what to do)."""
+
+
+class StepPathError(RuntimeError):
+    """The requested step path cannot run (e.g. a CUDA graph capture failed)."""
+
+
+class GroupMemoryError(MemoryError):
+    """A vmap group would not fit in the device's free memory (message names the group and the bytes)."""
 
 
 @dataclass
@@ -76,6 +123,7 @@ class RunConfig:
     measure: dict = field(default_factory=dict)       # end-of-run measurements, see nets.experiments
     measure_every: int = 0                            # also measure every k epochs (history "tracked"); 0: end only
     measure_tracked: Optional[list] = None            # keys of `measure` taken every measure_every epochs; None: all
+    loss_log_every: int = 50                          # log the minibatch loss every k steps (Fig. 13); 0: never
     save_model: bool = True
 
     def to_dict(self) -> dict:
@@ -104,6 +152,7 @@ def validate(cfg: RunConfig, n_train: Optional[int] = None) -> tuple[np.ndarray,
     _int_field("seed", cfg.seed, 0)
     _int_field("eval_batch_size", cfg.eval_batch_size, 1)
     _int_field("measure_every", cfg.measure_every, 0)
+    _int_field("loss_log_every", cfg.loss_log_every, 0)
     if not 0.0 <= _real_field("momentum", cfg.momentum, "in [0, 1)") < 1.0:
         raise ConfigError(f"momentum must lie in [0, 1), got {cfg.momentum!r}")
     if not 0.0 <= _real_field("weight_decay", cfg.weight_decay, "finite and >= 0") < math.inf:
@@ -178,9 +227,11 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -200,11 +251,85 @@ def _json_default(o):
     return str(o)
 
 
+# ----------------------------------------------------------------------------- checkpoints
+def capture_rng(device: torch.device) -> dict:
+    """Every random-number state a run touches: the CPU generator and, on CUDA, the device's."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict, device: torch.device) -> None:
+    """Inverse of :func:`capture_rng` (states are CPU byte tensors, as :func:`load_checkpoint` gives)."""
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict, device: torch.device) -> None:
+    """Write ``payload`` atomically with what a resume must match: format, torch version, device type."""
+    meta = dict(format=CHECKPOINT_FORMAT, torch_version=torch.__version__, device_type=torch.device(device).type)
+    atomic_torch_save(path, dict(payload, meta=meta))
+
+
+def load_checkpoint(path: str | os.PathLike, device) -> Optional[dict]:
+    """Load a checkpoint for resuming on ``device``, or None if there is none (or it was unreadable).
+
+    Always loaded onto the CPU first (``map_location="cpu"``), whatever the device: RNG states must
+    stay CPU byte tensors (``torch.set_rng_state`` refuses anything else), and model, optimiser and
+    stacked group states are moved to the device by the code that uses them, so a CUDA resume and a
+    CPU resume take the same path. An unreadable file (truncated, not a checkpoint) is renamed to
+    ``*.corrupt`` with a warning and the run restarts from scratch (nothing finished is lost: a
+    finished run is its ``result.json``). A checkpoint written by another torch version, on another
+    device type or in another layout raises :class:`CheckpointError` (the file is kept): resuming it
+    would not reproduce the uninterrupted run."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ck, dict):
+            raise TypeError(f"a {type(ck).__name__}, not a checkpoint dict")
+    except Exception as exc:
+        bad = path.with_name(path.name + ".corrupt")
+        os.replace(path, bad)
+        warnings.warn(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc}); kept aside as {bad.name}, "
+                      "the run restarts from scratch")
+        return None
+    meta = ck.get("meta") or {}
+    device = torch.device(device)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {meta.get('format', 1)}, this version writes "
+                              f"{CHECKPOINT_FORMAT}: remove it to restart the run")
+    if meta.get("torch_version") != torch.__version__:
+        raise CheckpointError(f"{path} was written by torch {meta.get('torch_version')} and this is torch "
+                              f"{torch.__version__}: resuming would not reproduce the run; resume it with torch "
+                              f"{meta.get('torch_version')}, or remove the file to restart the run")
+    if meta.get("device_type") != device.type:
+        raise CheckpointError(f"{path} was written on {meta.get('device_type')} and this run is on {device.type}: "
+                              f"resuming would not reproduce the run; resume it with --device "
+                              f"{meta.get('device_type')}, or remove the file to restart the run")
+    return ck
+
+
+# ----------------------------------------------------------------------------- data order
 def epoch_generator(seed: int, epoch: int, device) -> torch.Generator:
     """Generator for epoch ``epoch`` of run ``seed`` (data order, augmentation)."""
     g = torch.Generator(device=device)
     g.manual_seed(data_mod._seed_ints(seed, epoch, 0xDA7A))
     return g
+
+
+def epoch_order(seed: int, epoch: int, data: data_mod.DeviceData, n_used: int):
+    """The permutation of the training set for one epoch and, with augmentation, the crop offsets and
+    flips of its first ``n_used`` (= steps·S) positions, all drawn up front from
+    :func:`epoch_generator`: ``(perm, aug)`` with ``aug`` None or ``(oy, ox, flip)``. Both trainers,
+    every step path and every group size use it, so they see the same batches and crops."""
+    g = epoch_generator(seed, epoch, data.device)
+    perm = torch.randperm(data.n_train, generator=g, device=data.device)
+    aug = data_mod.augmentation_params(g, n_used) if data.augment else None
+    return perm, aug
 
 
 def init_seed(seed: int) -> int:
@@ -238,7 +363,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 20
 def _empty_history() -> dict:
     keys = ["epoch", "lr", "batch_size", "noise", "steps", "train_loss_running", "train_acc_running",
             "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "train_acc_true_labels",
-            "corrupted_fit", "tracked"]
+            "corrupted_fit", "tracked", "logged_step", "logged_loss"]
     return {k: [] for k in keys}
 
 
@@ -280,33 +405,196 @@ def _record(hist, data, epoch, lr, bs, steps, run_loss, run_correct, n_seen, ev)
         hist["corrupted_fit"].append(ev[7] / len(data.corrupted_indices))
 
 
-def _track_now(cfg: RunConfig, epoch: int, status: str) -> bool:
-    """Measure during training (``measure_every``), e.g. the Hessian norm through cycles (Fig. 16)."""
-    return (bool(cfg.measure) and int(cfg.measure_every) > 0 and status != "diverged"
-            and (epoch + 1) % int(cfg.measure_every) == 0 and epoch + 1 < cfg.epochs)
+class StepLog:
+    """Minibatch losses of every ``every``-th step (global step count) of one epoch, written into a
+    device buffer by a copy (no host sync, CUDA-graph safe) and read once at the end of the epoch."""
+
+    def __init__(self, every: int, first_step: int, steps: int, shape: tuple, device):
+        js = [j for j in range(steps) if every and (first_step + j) % every == 0]
+        self.slot = {j: i for i, j in enumerate(js)}
+        self.steps = [first_step + j for j in js]
+        self.buffer = torch.zeros((len(js),) + tuple(shape), dtype=torch.float64, device=device)
+
+    def take(self, j: int, loss: torch.Tensor) -> None:
+        i = self.slot.get(j)
+        if i is not None:
+            self.buffer[i].copy_(loss.detach())
+
+    def extend(self, hist: dict, values: list) -> None:
+        hist["logged_step"].extend(self.steps)
+        hist["logged_loss"].extend(values)
 
 
-def _diverged(loss: float, max_loss: float) -> bool:
-    return not math.isfinite(loss) or loss > max_loss
+def convergence(history: dict) -> dict:
+    """Whether a run converged, by :data:`CONVERGENCE_CRITERION`: the final train accuracy (full
+    training set, eval mode) is at least :data:`CONVERGED_MIN_TRAIN_ACC` and the train loss fell by at
+    most :data:`CONVERGED_MAX_LOSS_DROP` nats over the last ⌈:data:`CONVERGED_WINDOW`·epochs⌉ epochs
+    (at least one). A run still descending, or one that does not fit its data, has not reached the
+    minimum whose sharpness the theory predicts, so graded statements leave it out."""
+    loss, acc = history.get("train_loss", []), history.get("train_acc", [])
+    window = max(1, math.ceil(CONVERGED_WINDOW * len(loss)))
+    if len(loss) <= window:
+        return dict(converged=False, criterion=CONVERGENCE_CRITERION, train_acc=acc[-1] if acc else None,
+                    loss_drop=None, window_epochs=window, reason="fewer epochs than the window needs")
+    drop = float(loss[-1 - window] - loss[-1])
+    fits = bool(acc[-1] >= CONVERGED_MIN_TRAIN_ACC)
+    flat = bool(math.isfinite(drop) and drop <= CONVERGED_MAX_LOSS_DROP)
+    reason = "" if fits and flat else "; ".join(
+        ([f"train accuracy {acc[-1]:.4f} < {CONVERGED_MIN_TRAIN_ACC}"] if not fits else [])
+        + ([f"train loss still falling ({drop:.4g} nats over the last {window} epoch(s))"] if not flat else []))
+    return dict(converged=fits and flat, criterion=CONVERGENCE_CRITERION, train_acc=float(acc[-1]),
+                loss_drop=drop, window_epochs=window, reason=reason)
 
 
-def _batches(perm: torch.Tensor, bs: int, steps: int):
-    for j in range(steps):
-        yield perm[j * bs:(j + 1) * bs]
+# ----------------------------------------------------------------------------- step paths
+def resolve_step_path(step_path: str, device) -> str:
+    """The step path :func:`train_group` runs for ``step_path`` on ``device`` ("auto": a CUDA graph on
+    CUDA, eager elsewhere); an unknown name or a graph without CUDA is a :class:`ConfigError`."""
+    if step_path not in STEP_PATHS:
+        raise ConfigError(f"step_path must be one of {', '.join(STEP_PATHS)}, got {step_path!r}")
+    device = torch.device(device)
+    if step_path == "auto":
+        return "cuda-graph" if GRAPH_OPS.supported(device) else "eager"
+    if step_path == "cuda-graph" and not GRAPH_OPS.supported(device):
+        raise ConfigError(f"step_path 'cuda-graph' needs a CUDA device, got {device}; use 'eager' (or 'compiled')")
+    return step_path
 
 
-def _get_batch(data: data_mod.DeviceData, idx: torch.Tensor, gen: torch.Generator):
-    x = data.x_train[idx]
-    if data.augment:
-        x = data_mod.augment_batch(x, gen, data.mean, data.std)
-    return x, data.y_train[idx]
+class _CudaGraphOps:
+    """The CUDA-graph primitives used by :func:`train_group`, behind one indirection so that the
+    replay logic (warm-up, static inputs, accumulators, one graph per batch size) is tested on CPU
+    with a fake that records the step and replays it by calling it (tests/nets)."""
+
+    @staticmethod
+    def supported(device: torch.device) -> bool:
+        return torch.device(device).type == "cuda"
+
+    @staticmethod
+    def warmup_context():
+        import contextlib
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+
+        @contextlib.contextmanager
+        def ctx():
+            with torch.cuda.stream(side):
+                yield
+            torch.cuda.current_stream().wait_stream(side)
+        return ctx()
+
+    @staticmethod
+    def capture(fn):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        return graph
+
+    @staticmethod
+    def replay(graph):
+        graph.replay()
 
 
-# ----------------------------------------------------------------------------- single run
+GRAPH_OPS = _CudaGraphOps
+_GRAPH_WARMUP = 3   # eager steps on a side stream before the first capture (cuDNN/cuBLAS workspace set-up)
+
+
+# ----------------------------------------------------------------------------- memory
+def _activation_numel(cfg: RunConfig, in_shape: tuple, num_classes: int) -> tuple[int, int, int, int]:
+    """(parameters, buffers, Σ output elements of every leaf module per sample, largest single
+    output per sample) of ``cfg``'s model, from one forward pass on the meta device (no memory)."""
+    model = build_model(cfg.model, in_shape=in_shape, num_classes=num_classes, **cfg.model_kw).to("meta")
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel()))
+             for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model.train()
+        model(torch.empty((2,) + tuple(in_shape), device="meta"))
+    for h in hooks:
+        h.remove()
+    n_par = sum(p.numel() for p in model.parameters())
+    n_buf = sum(b.numel() for b in model.buffers())
+    return n_par, n_buf, sum(sizes) // 2, max(sizes) // 2
+
+
+def estimate_group_bytes(cfgs: Sequence[RunConfig], in_shape: tuple, num_classes: int = 10, *,
+                         step_path: str = "eager", max_batch_size: Optional[int] = None) -> dict:
+    """Estimated peak device memory (bytes) of training ``cfgs`` as one vmap group, by part.
+
+    float32 throughout: stacked parameters, gradients, momentum buffers and best-state copies
+    (4 bytes × K × p each); activations of the largest training batch, counted 3× (the saved
+    forward outputs, their gradients and vmap's temporaries); one evaluation chunk (2× its largest
+    layer output); augmentation (the padded batch, 2×); with CUDA graphs, one private pool per
+    distinct batch size holding that step's activations; and the largest end-of-run measurement of
+    one model (per-sample gradients in float64, 2 copies, and a Lanczos basis of 100 float64
+    vectors). The data set itself is already on the device and is not counted. Checked against
+    the device's free memory by :func:`check_group_fits`; measured against the real peak by the
+    ``gpu`` tests."""
+    cfgs = list(cfgs)
+    K, c0 = len(cfgs), cfgs[0]
+    n_par, n_buf, act, widest = _activation_numel(c0, in_shape, num_classes)
+    if max_batch_size is None:
+        max_batch_size = int(max(validate(c0)[1]))
+    sizes = sorted(set(int(b) for b in validate(c0)[1]))
+    f32, f64 = 4, 8
+    parts = dict(
+        parameters=f32 * K * (n_par + n_buf),
+        gradients=f32 * K * n_par,
+        momentum=f32 * K * n_par * any(float(c.momentum) > 0 for c in cfgs),
+        best_state=f32 * K * (n_par + n_buf) * any(bool(c.measure.get("at_best_val")) for c in cfgs),
+        activations=3 * f32 * K * max_batch_size * act,
+        evaluation=2 * f32 * K * min(c0.eval_batch_size, 10 ** 9) * widest,
+        augmentation=2 * f32 * K * max_batch_size * int(np.prod(in_shape[:1])) * (in_shape[-2] + 8) * (in_shape[-1] + 8)
+        if len(in_shape) == 3 and in_shape[0] == 3 else 0,
+        graph_pools=(3 * f32 * K * act * sum(s for s in sizes if s != max_batch_size)) if step_path == "cuda-graph"
+        else 0,
+    )
+    gns = max([int((c.measure.get(k) or {}).get("samples", 128)) for c in cfgs
+               for k in ("gradient_noise_stats", "alignment") if k in c.measure] or [0])
+    parts["measurement"] = (2 * f64 * gns * n_par + 100 * f64 * n_par) if any(c.measure for c in cfgs) else 0
+    parts["total"] = int(sum(parts.values()))
+    return parts
+
+
+def free_device_bytes(device) -> Optional[int]:
+    """Free memory of ``device`` in bytes (CUDA: the driver's count; CPU: ``MemAvailable``), or None."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_group_fits(cfgs: Sequence[RunConfig], data: data_mod.DeviceData, device, *, step_path: str = "eager",
+                     label: Optional[str] = None, free: Optional[int] = None) -> dict:
+    """Raise :class:`GroupMemoryError` before anything is allocated if the group's estimated memory
+    (:func:`estimate_group_bytes`) exceeds 90% of the device's free memory; return the estimate."""
+    est = estimate_group_bytes(cfgs, data.input_shape, data.num_classes, step_path=step_path)
+    free = free_device_bytes(device) if free is None else free
+    if free is not None and est["total"] > 0.9 * free:
+        K = len(cfgs)
+        per_run = est["total"] / K
+        fit = int(0.9 * free // per_run)
+        where = label or cfgs[0].name
+        raise GroupMemoryError(
+            f"group {where} ({K} runs: {', '.join(c.name for c in cfgs[:4])}{', ...' if K > 4 else ''}) needs an "
+            f"estimated {est['total'] / 2**30:.2f} GiB on {device} but {free / 2**30:.2f} GiB are free: "
+            + (f"use --max-group {fit} (runs per vmap group)" if fit >= 1 else
+               "a single run does not fit; use a smaller eval_batch_size or measurement subset, or another device"))
+    return est
+
+
+# ----------------------------------------------------------------------------- single run (reference path)
 def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data: data_mod.DeviceData | None = None,
               device="cpu", data_root=None, max_epochs: Optional[int] = None, progress: bool = False,
               model_hook=None) -> dict:
-    """Train one run; resume from ``out_dir/checkpoint.pt`` when present; return the result dict.
+    """Train one run with ``torch.optim.SGD`` in eager PyTorch (the plain reference path next to
+    :func:`train_group`); resume from ``out_dir/checkpoint.pt`` when present; return the result dict.
 
     ``max_epochs`` stops after that many epochs in total (simulates an interruption: the
     checkpoint is kept, no result is written unless the run is finished).
@@ -321,15 +609,15 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
                           weight_decay=float(cfg.weight_decay))
     hist = _empty_history()
     start, status, div_epoch, wall, best = 0, "running", None, 0.0, None
-    if out is not None and (out / CHECKPOINT).is_file():
-        ck = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+    ck = load_checkpoint(out / CHECKPOINT, device) if out is not None else None
+    if ck is not None:
         if ck["config"] != cfg.to_dict():
             raise ConfigError(f"checkpoint in {out} was written for a different config; remove it or use another --out")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        torch.set_rng_state(ck["torch_rng"])
+        restore_rng(ck["rng"], device)
         hist, start, status, div_epoch, wall = ck["history"], ck["epoch"], ck["status"], ck["diverged_epoch"], ck["wall_s"]
-        best = ck.get("best")
+        best = _best_to(ck.get("best"), device)
     stop = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
     bar = None
     if progress:
@@ -345,12 +633,16 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
         steps = n // bs
         step_lrs = (schedules.lr_values_in_epoch(cfg.lr, epoch, steps) if cfg.lr_per_step
                     else np.full(steps, lrs[epoch]))
-        gen = epoch_generator(cfg.seed, epoch, device)
-        perm = torch.randperm(n, generator=gen, device=device)
+        perm, aug = epoch_order(cfg.seed, epoch, data, steps * bs)
+        log = StepLog(cfg.loss_log_every, sum(hist["steps"]), steps, (), device)
         run_loss = torch.zeros((), device=device, dtype=torch.float64)
         run_correct = torch.zeros((), device=device, dtype=torch.int64)
-        for j, idx in enumerate(_batches(perm, bs, steps)):
-            x, y = _get_batch(data, idx, gen)
+        for j in range(steps):
+            sl = slice(j * bs, (j + 1) * bs)
+            idx = perm[sl]
+            x, y = data.x_train[idx], data.y_train[idx]
+            if aug is not None:
+                x = data_mod.apply_augmentation(x, aug[0][sl], aug[1][sl], aug[2][sl], data.mean, data.std)
             for grp in opt.param_groups:
                 grp["lr"] = float(step_lrs[j])
             out_ = model(x)
@@ -358,10 +650,13 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            log.take(j, loss)
             run_loss += loss.detach().double() * bs
             run_correct += (out_.detach().argmax(1) == y).sum()
         ev = _eval_all(model, data, cfg.eval_batch_size)
-        rl, rc = torch.stack([run_loss, run_correct.double()]).tolist()  # one sync per epoch
+        flat = torch.cat([torch.stack([run_loss, run_correct.double()]), log.buffer]).tolist()  # one sync per epoch
+        rl, rc = flat[0], flat[1]
+        log.extend(hist, flat[2:])
         _record(hist, data, epoch, step_lrs[0], bs, steps, rl, rc, steps * bs, ev)
         params_ok = all(bool(torch.isfinite(p).all()) for p in model.parameters())
         if _diverged(rl / max(steps * bs, 1), cfg.max_loss) or not params_ok:
@@ -375,10 +670,10 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
             bar.update(1)
             bar.set_postfix(loss=f"{hist['train_loss_running'][-1]:.3g}", val=f"{hist['val_acc'][-1]:.3f}")
         if out is not None:
-            atomic_torch_save(out / CHECKPOINT, dict(
+            save_checkpoint(out / CHECKPOINT, dict(
                 config=cfg.to_dict(), model=model.state_dict(), optimizer=opt.state_dict(),
-                torch_rng=torch.get_rng_state(), epoch=epoch + 1, history=hist, status=status,
-                diverged_epoch=div_epoch, wall_s=wall, best=best))
+                rng=capture_rng(device), epoch=epoch + 1, history=hist, status=status,
+                diverged_epoch=div_epoch, wall_s=wall, best=best), device)
     if bar is not None:
         bar.close()
     done = status == "diverged" or len(hist["epoch"]) >= cfg.epochs
@@ -386,10 +681,30 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
         return dict(config=cfg.to_dict(), status="interrupted", history=hist, epochs_done=len(hist["epoch"]))
     if status != "diverged":
         status = "completed"
-    result = _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best)
+    result = _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best,
+                     step=dict(step_path="eager", trainer="train_run"))
+    if out is not None and (out / CHECKPOINT).is_file():
+        (out / CHECKPOINT).unlink()   # the result is written: nothing left to resume
     if model_hook is not None:
         model_hook(model)
     return result
+
+
+def _track_now(cfg: RunConfig, epoch: int, status: str) -> bool:
+    """Measure during training (``measure_every``), e.g. the Hessian norm through cycles (Fig. 16)."""
+    return (bool(cfg.measure) and int(cfg.measure_every) > 0 and status != "diverged"
+            and (epoch + 1) % int(cfg.measure_every) == 0 and epoch + 1 < cfg.epochs)
+
+
+def _diverged(loss: float, max_loss: float) -> bool:
+    return not math.isfinite(loss) or loss > max_loss
+
+
+def _best_to(best, device):
+    """A best-validation state loaded from a checkpoint (CPU tensors), moved to ``device``."""
+    if best is None:
+        return None
+    return dict(best, state={k: v.to(device) for k, v in best["state"].items()})
 
 
 def _update_best(best, cfg, hist, state_fn):
@@ -402,15 +717,19 @@ def _update_best(best, cfg, hist, state_fn):
     return best
 
 
-def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=None):
+def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=None, step=None):
     samples = sum(s * b for s, b in zip(hist["steps"], hist["batch_size"]))
-    final = {k: v[-1] for k, v in hist.items() if v and k != "tracked"}
+    final = {k: v[-1] for k, v in hist.items() if v and k not in ("tracked", "logged_step", "logged_loss")}
+    conv = convergence(hist) if status == "completed" else dict(converged=False, criterion=CONVERGENCE_CRITERION,
+                                                                  reason=status)
     result = dict(
         config=cfg.to_dict(), status=status, diverged=status == "diverged", diverged_epoch=div_epoch,
+        converged=bool(conv["converged"]), convergence=conv,
         history=hist, final=final, n_params=count_parameters(model), data=data.info,
         corrupted_indices=data.corrupted_indices.tolist(), noise_rounding_rel_error=bs_err,
         wall_s=wall, samples_per_s=samples / wall if wall > 0 else None,
         best_val_acc=max(hist["val_acc"]) if hist["val_acc"] else None,
+        **(step or {}), device=str(data.device), torch_version=torch.__version__,
         measurements={},
     )
     if status == "completed" and cfg.measure:
@@ -483,35 +802,227 @@ def interpolate_models(model_a: nn.Module, model_b: nn.Module, data: data_mod.De
     return {"alphas": list(map(float, alphas)), "loss": losses, "acc": accs, "source": "local", "note": err}
 
 
-# ----------------------------------------------------------------------------- vmap-batched group
+# ----------------------------------------------------------------------------- vmap-batched group (fast path)
 def group_key(cfg: RunConfig) -> str:
     """Runs with equal keys can be trained together by :func:`train_group`."""
     d = cfg.to_dict()
     return json.dumps([d["model"], d["model_kw"], d["dataset"], d["data_kw"], d["batch_size"], d["epochs"],
-                       d["eval_batch_size"], d["lr_per_step"]], sort_keys=True)
+                       d["eval_batch_size"], d["lr_per_step"], d["loss_log_every"]], sort_keys=True)
+
+
+class _GroupState:
+    """Stacked parameters, BN buffers and momentum of K runs, and the vmapped SGD step on them.
+
+    :meth:`step` updates everything in place (the eager path, and what a CUDA graph captures);
+    :meth:`functional_step` is the same update as a pure function of the state (what
+    ``torch.compile`` compiles, its outputs copied back by :meth:`step_compiled`)."""
+
+    def __init__(self, cfgs: Sequence[RunConfig], data: data_mod.DeviceData, device: torch.device):
+        from torch.func import functional_call, grad, stack_module_state, vmap
+
+        self.K, self.data, self.device = len(cfgs), data, device
+        self.models = [make_model(c, data, device) for c in cfgs]
+        params, buffers = stack_module_state(self.models)
+        self.params = {k: v.detach() for k, v in params.items()}
+        self.buffers = buffers
+        self.base = copy.deepcopy(self.models[0]).to("meta")
+        self.use_wd = any(float(c.weight_decay) > 0 for c in cfgs)
+        self.use_mom = any(float(c.momentum) > 0 for c in cfgs)
+        mom = torch.tensor([float(c.momentum) for c in cfgs], device=device)
+        wd = torch.tensor([float(c.weight_decay) for c in cfgs], device=device)
+        # b_0 = 0, so b_1 = m·0 + g_1 = g_1 exactly as torch.optim.SGD
+        self.mom_buf = {k: torch.zeros_like(p) for k, p in self.params.items()} if self.use_mom else {}
+        self.mom_v = {k: self._per_run(mom, p) for k, p in self.params.items()}
+        self.wd_v = {k: self._per_run(wd, p) for k, p in self.params.items()}
+        base = self.base
+
+        def loss_fn(p, b, x, y):
+            out = functional_call(base, (p, b), (x,))
+            loss = F.cross_entropy(out, y)
+            return loss, (loss.detach(), (out.argmax(1) == y).sum())
+
+        def eval_fn(p, b, x, y):
+            out = functional_call(base, (p, b), (x,))
+            return F.cross_entropy(out, y, reduction="sum").double(), (out.argmax(1) == y).sum().double()
+
+        self.grad_fn = vmap(grad(loss_fn, has_aux=True))
+        self.eval_v = vmap(eval_fn, in_dims=(0, 0, None, None))
+        self._compiled = None
+
+    def _per_run(self, v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return v.view(self.K, *([1] * (like.dim() - 1)))
+
+    def batch(self, idx: torch.Tensor, aug) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (K, S, ...) and labels (K, S) of the runs' minibatches, augmented where asked."""
+        d = self.data
+        x, y = d.x_train[idx], d.y_train[idx]
+        if aug is not None:
+            flat = x.flatten(0, 1)
+            x = data_mod.apply_augmentation(flat, aug[0].flatten(), aug[1].flatten(), aug[2].flatten(),
+                                            d.mean, d.std).view(x.shape)
+        return x, y
+
+    def step(self, idx, aug, lr_vec, acc_loss, acc_correct, step_loss) -> None:
+        """One SGD step of all K runs, in place on parameters, buffers and momentum (CUDA-graph capturable)."""
+        x, y = self.batch(idx, aug)
+        g, (loss, correct) = self.grad_fn(self.params, self.buffers, x, y)
+        with torch.no_grad():
+            for name, p in self.params.items():
+                d = g[name]
+                if self.use_wd:
+                    d = d + self.wd_v[name] * p
+                if self.use_mom:
+                    self.mom_buf[name].mul_(self.mom_v[name]).add_(d)
+                    d = self.mom_buf[name]
+                p.sub_(self._per_run(lr_vec, p) * d)
+            acc_loss.add_(loss.double() * idx.shape[1])
+            acc_correct.add_(correct.double())
+            step_loss.copy_(loss)
+
+    def functional_step(self, params, buffers, mom_buf, x, y, lr_vec):
+        """The update of :meth:`step` as a pure function: (new params, new buffers, new momentum, loss, correct)."""
+        bufs = {k: v.clone() for k, v in buffers.items()}   # BN updates its running statistics in place
+        g, (loss, correct) = self.grad_fn(params, bufs, x, y)
+        new_p, new_m = {}, {}
+        for name, p in params.items():
+            d = g[name]
+            if self.use_wd:
+                d = d + self.wd_v[name] * p
+            if self.use_mom:
+                d = self.mom_v[name] * mom_buf[name] + d
+                new_m[name] = d
+            new_p[name] = p - self._per_run(lr_vec, p) * d
+        return new_p, bufs, new_m, loss, correct
+
+    def step_compiled(self, idx, aug, lr_vec, acc_loss, acc_correct, step_loss) -> None:
+        if self._compiled is None:
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self._compiled = torch.compile(self.functional_step, mode=mode, dynamic=False)
+        x, y = self.batch(idx, aug)
+        new_p, bufs, new_m, loss, correct = self._compiled(self.params, self.buffers, self.mom_buf, x, y, lr_vec)
+        with torch.no_grad():
+            for k, v in new_p.items():
+                self.params[k].copy_(v)
+            for k, v in bufs.items():
+                self.buffers[k].copy_(v)
+            for k, v in new_m.items():
+                self.mom_buf[k].copy_(v)
+            acc_loss.add_(loss.double() * idx.shape[1])
+            acc_correct.add_(correct.double())
+            step_loss.copy_(loss)
+
+    @torch.no_grad()
+    def evaluate(self, x, y, batch: int):
+        """(sum of losses, number correct) per run on (x, y), eval-mode BN; device tensors, no sync."""
+        self.base.eval()
+        tot_l = torch.zeros(self.K, dtype=torch.float64, device=self.device)
+        tot_c = torch.zeros(self.K, dtype=torch.float64, device=self.device)
+        for i in range(0, x.shape[0], batch):
+            l, c = self.eval_v(self.params, self.buffers, x[i:i + batch], y[i:i + batch])
+            tot_l += l
+            tot_c += c
+        self.base.train()
+        return tot_l, tot_c
+
+    def member(self, k: int) -> nn.Module:
+        """Run k's model holding its current state."""
+        m = self.models[k]
+        m.load_state_dict({**{kk: v[k] for kk, v in self.params.items()}, **{kk: v[k] for kk, v in self.buffers.items()}})
+        return m
+
+    def member_state(self, k: int) -> dict:
+        return {**{kk: v[k].detach().clone() for kk, v in self.params.items()},
+                **{kk: v[k].detach().clone() for kk, v in self.buffers.items()}}
+
+    def state(self) -> dict:
+        return dict(params=self.params, buffers=self.buffers, mom_buf=self.mom_buf)
+
+    def load(self, st: dict) -> None:
+        """Copy a :meth:`state` (e.g. CPU tensors from a checkpoint) into this group's tensors."""
+        with torch.no_grad():
+            for mine, theirs in ((self.params, st["params"]), (self.buffers, st["buffers"]),
+                                 (self.mom_buf, st.get("mom_buf") or {})):
+                for k, v in theirs.items():
+                    if v is not None and k in mine:
+                        mine[k].copy_(v.to(self.device))
+
+
+class _GraphRunner:
+    """Replays the group step from one CUDA graph per batch size (captured on first use after
+    :data:`_GRAPH_WARMUP` eager warm-up steps on a side stream). Static inputs (batch indices, crop
+    offsets and flips, learning rates) are copied in before each replay; the graph accumulates the
+    epoch's loss and correct counts and leaves each step's minibatch losses in a static tensor."""
+
+    def __init__(self, group: _GroupState):
+        self.group, self.graphs, self.captures, self.replays = group, {}, 0, 0
+
+    def run_epoch(self, perm, augs, lr_t, bs, steps, acc_loss, acc_correct, log: StepLog, step_loss) -> None:
+        g = self.group
+        st = self.graphs.get(bs)
+        j0 = 0
+        if st is None:
+            with GRAPH_OPS.warmup_context():
+                for j in range(min(_GRAPH_WARMUP, steps)):
+                    g.step(perm[:, j * bs:(j + 1) * bs], _aug_slice(augs, j, bs), lr_t[j], acc_loss, acc_correct,
+                           step_loss)
+                    log.take(j, step_loss)
+            j0 = min(_GRAPH_WARMUP, steps)
+            if j0 == steps:
+                return
+            st = dict(idx=perm[:, :bs].clone(), lr=lr_t[0].clone(), loss=torch.zeros_like(acc_loss),
+                      correct=torch.zeros_like(acc_correct), step_loss=torch.zeros_like(step_loss),
+                      aug=None if augs is None else tuple(a[:, :bs].clone() for a in augs))
+            try:
+                st["graph"] = GRAPH_OPS.capture(lambda: g.step(st["idx"], st["aug"], st["lr"], st["loss"], st["correct"],
+                                                               st["step_loss"]))
+            except Exception as exc:
+                raise StepPathError(f"CUDA graph capture of the group step failed at batch size {bs} "
+                                    f"({type(exc).__name__}: {exc}); rerun with --eager (step_path='eager')") from exc
+            self.captures += 1
+            self.graphs[bs] = st
+        st["loss"].zero_()
+        st["correct"].zero_()
+        for j in range(j0, steps):
+            st["idx"].copy_(perm[:, j * bs:(j + 1) * bs])
+            if augs is not None:
+                for dst, src in zip(st["aug"], augs):
+                    dst.copy_(src[:, j * bs:(j + 1) * bs])
+            st["lr"].copy_(lr_t[j])
+            GRAPH_OPS.replay(st["graph"])
+            self.replays += 1
+            log.take(j, st["step_loss"])
+        acc_loss += st["loss"]
+        acc_correct += st["correct"]
+
+
+def _aug_slice(augs, j: int, bs: int):
+    return None if augs is None else tuple(a[:, j * bs:(j + 1) * bs] for a in augs)
 
 
 def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike] | None = None, *,
                 data: data_mod.DeviceData | None = None, device="cpu", data_root=None,
-                max_epochs: Optional[int] = None, progress: bool = False,
-                cuda_graphs: bool = False) -> list[dict]:
-    """Train K runs together (vmap over stacked parameters); same results as K :func:`train_run`
+                max_epochs: Optional[int] = None, progress: bool = False, step_path: str = "auto",
+                label: Optional[str] = None) -> list[dict]:
+    """Train K runs together (vmap over stacked parameters); the same results as K :func:`train_run`
     calls up to float reassociation. All runs must share :func:`group_key` (model, data,
     batch-size schedule, epochs); lr schedule, momentum, weight decay, seed, max_loss may differ.
-    ``cuda_graphs=True`` (CUDA only, not with augmentation): the whole vmapped step (batch gather,
-    forward, backward, SGD update, metric accumulation) is captured once per batch size in a
-    ``torch.cuda.CUDAGraph`` after ``_GRAPH_WARMUP`` eager steps and replayed, removing the
-    per-step Python/launch overhead that dominates small MLPs on a GPU; the trajectory is the
-    same as the eager one (same kernels, same inputs). If capture fails the group continues eagerly
-    with a warning. Not exercised by the CPU test-suite: check it on a GPU with
-    ``benchmarks/bench_nets.py --cuda-graphs`` (it compares against the eager result).
+
+    ``step_path`` (:data:`STEP_PATHS`): ``"cuda-graph"`` captures the whole vmapped step (batch
+    gather, augmentation with the epoch's pre-drawn crops and flips, forward, backward, SGD update,
+    metric accumulation) once per batch size and replays it, removing the per-step Python and
+    launch overhead that dominates small networks on a GPU (same kernels on the same inputs as the
+    eager step); ``"compiled"`` runs the step through ``torch.compile``; ``"eager"`` runs it as is;
+    ``"auto"`` is a graph on CUDA and eager elsewhere. A capture that fails raises
+    :class:`StepPathError`. The estimated memory of the group is checked against the device's free
+    memory before anything is allocated (:func:`check_group_fits`; ``label`` names the group in
+    the error).
+
     The group checkpoints to ``group_checkpoint.pt`` in the first run's directory after every
     epoch (resumed when the same group is rerun) and writes every run's ``result.json`` when the
     whole group is done (a run that diverged stays in the group, frozen at lr 0, until then; the
     first run's result last), so that an interrupted group is always resumed whole from its
-    checkpoint (see :func:`group_checkpoint_members` and ``nets.executor.execute_task``)."""
-    from torch.func import functional_call, grad, stack_module_state, vmap
-
+    checkpoint (see :func:`group_checkpoint_members` and ``nets.executor.execute_task``); the
+    checkpoint is removed once every result is written."""
     cfgs = list(cfgs)
     K = len(cfgs)
     if K == 0:
@@ -520,20 +1031,14 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
     if len(keys) != 1:
         raise ConfigError("train_group needs runs sharing model, data, batch-size schedule and epochs")
     device = torch.device(device)
+    path = resolve_step_path(step_path, device)
     if data is None:
         data = load_data(cfgs[0], device, data_root)
     plans = [validate(c, data.n_train) for c in cfgs]
     bss, bs_err = plans[0][1], plans[0][2]
     c0 = cfgs[0]
-    models = [make_model(c, data, device) for c in cfgs]
-    params, buffers = stack_module_state(models)
-    params = {k: v.detach() for k, v in params.items()}
-    base = copy.deepcopy(models[0]).to("meta")
-    mom_buf: dict = {k: None for k in params}
-    mom = torch.tensor([float(c.momentum) for c in cfgs], device=device)
-    wd = torch.tensor([float(c.weight_decay) for c in cfgs], device=device)
-    use_wd = any(float(c.weight_decay) > 0 for c in cfgs)
-    use_mom = any(float(c.momentum) > 0 for c in cfgs)
+    check_group_fits(cfgs, data, device, step_path=path, label=label)
+    group = _GroupState(cfgs, data, device)
     hists = [_empty_history() for _ in cfgs]
     status = ["running"] * K
     div_epoch: list = [None] * K
@@ -543,82 +1048,30 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
     ck_path = outs[0] / GROUP_CHECKPOINT if outs else None
     ck_dirs = [os.path.relpath(o, outs[0]) for o in outs] if outs else None  # relative: the tree may move
     finished_before: list = [None] * K   # results already on disk of runs that were done at the checkpoint
-    if ck_path is not None and ck_path.is_file():
-        ck = torch.load(ck_path, map_location=device, weights_only=False)
+    ck = load_checkpoint(ck_path, device) if ck_path is not None else None
+    if ck is not None:
         if ck["configs"] != [c.to_dict() for c in cfgs]:  # the group changed (e.g. some runs finished): restart it
-            import warnings
             warnings.warn(f"group checkpoint {ck_path} was written for a different group of runs; starting afresh")
         else:
-            params, buffers, mom_buf = ck["params"], ck["buffers"], ck["mom_buf"]
+            group.load(ck)
+            restore_rng(ck["rng"], device)
             hists, status, div_epoch, start, wall = (ck["histories"], ck["status"], ck["diverged_epoch"], ck["epoch"],
                                                      ck["wall_s"])
-            best = ck.get("best", best)
+            best = [_best_to(b, device) for b in ck.get("best", best)]
             for k, c in enumerate(cfgs):
                 if status[k] == "diverged" or len(hists[k]["epoch"]) >= c.epochs:
                     r = load_result(outs[k])
                     if r is not None and r.get("config") == c.to_dict():
                         finished_before[k] = r
 
-    def loss_fn(p, b, x, y):
-        out = functional_call(base, (p, b), (x,))
-        loss = F.cross_entropy(out, y)
-        return loss, (loss.detach(), (out.argmax(1) == y).sum())
-
-    step_fn = vmap(grad(loss_fn, has_aux=True))
-
-    def eval_fn(p, b, x, y):
-        out = functional_call(base, (p, b), (x,))
-        return F.cross_entropy(out, y, reduction="sum").double(), (out.argmax(1) == y).sum().double()
-
-    eval_v = vmap(eval_fn, in_dims=(0, 0, None, None))
-
-    def evaluate_group(x, y):
-        base.eval()
-        tot_l = torch.zeros(K, dtype=torch.float64, device=device)
-        tot_c = torch.zeros(K, dtype=torch.float64, device=device)
-        with torch.no_grad():
-            for i in range(0, x.shape[0], c0.eval_batch_size):
-                l, c = eval_v(params, buffers, x[i:i + c0.eval_batch_size], y[i:i + c0.eval_batch_size])
-                tot_l += l
-                tot_c += c
-        base.train()
-        return tot_l, tot_c
-
-    def shape_k(v, t):
-        return v.view(K, *([1] * (t.dim() - 1)))
-
-    if use_mom:  # b_0 = 0, so b_1 = m·0 + g_1 = g_1 exactly as torch.optim.SGD
-        mom_buf = {k: (torch.zeros_like(p) if mom_buf.get(k) is None else mom_buf[k]) for k, p in params.items()}
-    mom_v = {k: shape_k(mom, p) for k, p in params.items()}
-    wd_v = {k: shape_k(wd, p) for k, p in params.items()}
-
-    def one_step(idx, lr_vec, acc_loss, acc_correct, x=None):
-        """One SGD step of all K runs; in-place on params/buffers/momentum (CUDA-graph capturable)."""
-        if x is None:
-            x = data.x_train[idx]                                  # (K, S, ...)
-        y = data.y_train[idx]
-        g, (loss, correct) = step_fn(params, buffers, x, y)
-        with torch.no_grad():
-            for name, p in params.items():
-                d = g[name]
-                if use_wd:
-                    d = d + wd_v[name] * p
-                if use_mom:
-                    mom_buf[name].mul_(mom_v[name]).add_(d)
-                    d = mom_buf[name]
-                p.sub_(shape_k(lr_vec, p) * d)
-            acc_loss.add_(loss.double() * idx.shape[1])
-            acc_correct.add_(correct.double())
-
-    use_graph = bool(cuda_graphs) and GRAPH_OPS.supported(device) and not data.augment
-    graphs: dict = {}
+    graphs = _GraphRunner(group) if path == "cuda-graph" else None
+    step = group.step_compiled if path == "compiled" else group.step
     n = data.n_train
     stop = c0.epochs if max_epochs is None else min(c0.epochs, max_epochs)
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=c0.epochs, initial=start, desc=f"group of {K}", leave=False)
-    base.train()
+        bar = tqdm(total=c0.epochs, initial=start, desc=label or f"group of {K}", leave=False)
     for epoch in range(start, stop):
         if all(s == "diverged" for s in status):
             break
@@ -629,64 +1082,55 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
                              else np.full(steps, plans[i][0][epoch]) for i, c in enumerate(cfgs)], 1)
         alive = torch.tensor([s != "diverged" for s in status], device=device)
         lr_t = torch.as_tensor(step_lrs, dtype=torch.float32, device=device) * alive.float()
-        gens = [epoch_generator(c.seed, epoch, device) for c in cfgs]
-        perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])
+        orders = [epoch_order(c.seed, epoch, data, steps * bs) for c in cfgs]
+        perms = torch.stack([p for p, _ in orders])
+        augs = None if not data.augment else tuple(torch.stack([a[i] for _, a in orders]) for i in range(3))
+        log = StepLog(c0.loss_log_every, sum(hists[0]["steps"]), steps, (K,), device)
         run_loss = torch.zeros(K, device=device, dtype=torch.float64)
         run_correct = torch.zeros(K, device=device, dtype=torch.float64)
-        j0, replay = 0, False
-        if use_graph and steps > _GRAPH_WARMUP:
-            j0, gstate = _graph_epoch_start(graphs, bs, steps, perms, lr_t, one_step, run_loss, run_correct)
-            replay = gstate is not None
-            use_graph = replay
-        for j in range(j0, steps):
-            if replay:
-                gstate["idx"].copy_(perms[:, j * bs:(j + 1) * bs])
-                gstate["lr"].copy_(lr_t[j])
-                GRAPH_OPS.replay(gstate["graph"])
-                continue
-            idx = perms[:, j * bs:(j + 1) * bs]
-            x = None
-            if data.augment:
-                x = data.x_train[idx]                              # (K, S, ...)
-                x = torch.stack([data_mod.augment_batch(x[k], gens[k], data.mean, data.std) for k in range(K)])
-            one_step(idx, lr_t[j], run_loss, run_correct, x)
-        if replay:
-            run_loss += gstate["loss"]
-            run_correct += gstate["correct"]
-        evs = [evaluate_group(data.x_train, data.y_train), evaluate_group(data.x_val, data.y_val),
-               evaluate_group(data.x_test, data.y_test)]
+        step_loss = torch.zeros(K, device=device, dtype=torch.float32)
+        if graphs is not None:
+            graphs.run_epoch(perms, augs, lr_t, bs, steps, run_loss, run_correct, log, step_loss)
+        else:
+            for j in range(steps):
+                step(perms[:, j * bs:(j + 1) * bs], _aug_slice(augs, j, bs), lr_t[j], run_loss, run_correct,
+                     step_loss)
+                log.take(j, step_loss)
+        evs = [group.evaluate(data.x_train, data.y_train, c0.eval_batch_size),
+               group.evaluate(data.x_val, data.y_val, c0.eval_batch_size),
+               group.evaluate(data.x_test, data.y_test, c0.eval_batch_size)]
         if len(data.corrupted_indices):
             cidx = torch.as_tensor(data.corrupted_indices, device=device)
-            evs += [evaluate_group(data.x_train, data.y_train_clean), evaluate_group(data.x_train[cidx], data.y_train[cidx])]
-        flat = torch.stack([t for pair in evs for t in pair] + [run_loss, run_correct]).tolist()  # one sync
-        rl_all, rc_all = flat[-2], flat[-1]
-        finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params.values()]).all(0).tolist()
+            evs += [group.evaluate(data.x_train, data.y_train_clean, c0.eval_batch_size),
+                    group.evaluate(data.x_train[cidx], data.y_train[cidx], c0.eval_batch_size)]
+        n_ev = len(evs) * 2
+        flat = torch.cat([torch.stack([t for pair in evs for t in pair] + [run_loss, run_correct]),
+                          log.buffer.view(-1, K)]).tolist()   # one sync
+        rl_all, rc_all, logged = flat[n_ev], flat[n_ev + 1], flat[n_ev + 2:]
+        finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in group.params.values()]).all(0).tolist()
         for k in range(K):
             if status[k] == "diverged":
                 continue
-            ev_k = torch.tensor([flat[i][k] for i in range(len(evs) * 2)])
+            ev_k = torch.tensor([flat[i][k] for i in range(n_ev)])
             if len(evs) > 3:  # keep only the correct counts of the extra evaluations, as in _eval_all
                 ev_k = torch.cat([ev_k[:6], ev_k[[7, 9]]])
             _record(hists[k], data, epoch, step_lrs[0, k], bs, steps, rl_all[k], rc_all[k], steps * bs, ev_k)
+            log.extend(hists[k], [row[k] for row in logged])
             if _diverged(rl_all[k] / max(steps * bs, 1), cfgs[k].max_loss) or not finite[k]:
                 status[k], div_epoch[k] = "diverged", epoch + 1
         wall += time.perf_counter() - t0
         for k, c in enumerate(cfgs):
             if _track_now(c, epoch, status[k]):
-                m = models[k]
-                m.load_state_dict({**{kk: v[k] for kk, v in params.items()}, **{kk: v[k] for kk, v in buffers.items()}})
-                hists[k]["tracked"].append(dict(epoch=epoch + 1, **measure_model(m, data, tracked_spec(c))))
+                hists[k]["tracked"].append(dict(epoch=epoch + 1, **measure_model(group.member(k), data,
+                                                                                  tracked_spec(c))))
             if status[k] != "diverged":
-                best[k] = _update_best(best[k], c, hists[k], lambda: {
-                    **{kk: v[k].detach().clone() for kk, v in params.items()},
-                    **{kk: v[k].detach().clone() for kk, v in buffers.items()}})
+                best[k] = _update_best(best[k], c, hists[k], lambda: group.member_state(k))
         if bar is not None:
             bar.update(1)
         if ck_path is not None:
-            atomic_torch_save(ck_path, dict(configs=[c.to_dict() for c in cfgs], out_dirs=ck_dirs,
-                                            params=params, buffers=buffers,
-                                            mom_buf=mom_buf, histories=hists, status=status, diverged_epoch=div_epoch,
-                                            epoch=epoch + 1, wall_s=wall, best=best))
+            save_checkpoint(ck_path, dict(configs=[c.to_dict() for c in cfgs], out_dirs=ck_dirs, **group.state(),
+                                          rng=capture_rng(device), histories=hists, status=status,
+                                          diverged_epoch=div_epoch, epoch=epoch + 1, wall_s=wall, best=best), device)
     if bar is not None:
         bar.close()
     # Results are written only once the whole group is done (a member that diverged early keeps
@@ -695,6 +1139,8 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
     # first run is unfinished, so a restart (nets.executor.execute_task) finds the checkpoint and
     # resumes the whole group from it instead of retraining the survivors from scratch.
     done = [status[k] == "diverged" or len(hists[k]["epoch"]) >= c.epochs for k, c in enumerate(cfgs)]
+    step_info = dict(step_path=path, trainer="train_group", group_size=K, group_wall_s=wall,
+                     graph_captures=graphs.captures if graphs else 0, graph_replays=graphs.replays if graphs else 0)
     results: list = [None] * K
     for k in list(range(1, K)) + [0]:
         c = cfgs[k]
@@ -706,30 +1152,31 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
             results[k] = finished_before[k]
             continue
         st = "diverged" if status[k] == "diverged" else "completed"
-        m = models[k]
-        m.load_state_dict({**{kk: v[k] for kk, v in params.items()}, **{kk: v[k] for kk, v in buffers.items()}})
         write = outs is not None and all(done)
-        r = _finish(c, m, data, hists[k], st, div_epoch[k], wall / K, bs_err, outs[k] if write else None, best[k])
-        r["batched"] = {"group_size": K, "group_wall_s": wall}
+        r = _finish(c, group.member(k), data, hists[k], st, div_epoch[k], wall / K, bs_err, None, best[k],
+                    step=step_info)
         if write:
+            if c.save_model:
+                atomic_torch_save(outs[k] / MODEL, group.member(k).state_dict())
             atomic_write_json(outs[k] / RESULT, r)
         results[k] = r
+    if ck_path is not None and all(done) and ck_path.is_file():
+        ck_path.unlink()
     return results
 
 
 def group_checkpoint_members(out_dir) -> Optional[tuple[list, list, list]]:
     """The vmap group whose checkpoint lies in ``out_dir`` (its first run's directory), as
     ``(configs, run directories, done)`` with ``done[k]`` true for a run that had diverged or
-    finished all epochs at the checkpoint; None if there is no such checkpoint (or it predates
-    the stored directory list)."""
+    finished all epochs at the checkpoint; None if there is no readable checkpoint."""
     path = Path(out_dir) / GROUP_CHECKPOINT
     if not path.is_file():
         return None
     try:  # mmap: read the small metadata without loading the stacked parameters
         ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    if "out_dirs" not in ck:
+    except Exception:
+        return None   # unreadable: train_group sets it aside (load_checkpoint) when the group is rerun
+    if not isinstance(ck, dict) or "out_dirs" not in ck:
         return None
     cfgs = [RunConfig.from_dict(d) for d in ck["configs"]]
     dirs = [Path(os.path.normpath(Path(out_dir) / d)) for d in ck["out_dirs"]]
@@ -737,73 +1184,22 @@ def group_checkpoint_members(out_dir) -> Optional[tuple[list, list, list]]:
     return cfgs, dirs, done
 
 
-_GRAPH_WARMUP = 3
-
-
-class _CudaGraphOps:
-    """The CUDA-graph primitives used by :func:`train_group`, behind one indirection so that the
-    replay logic (warm-up, static inputs, accumulators, one graph per batch size) is tested on CPU
-    with a fake that records the step and replays it by calling it (tests/nets)."""
-
-    @staticmethod
-    def supported(device: torch.device) -> bool:
-        return device.type == "cuda"
-
-    @staticmethod
-    def warmup_context():
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        import contextlib
-
-        @contextlib.contextmanager
-        def ctx():
-            with torch.cuda.stream(side):
-                yield
-            torch.cuda.current_stream().wait_stream(side)
-        return ctx()
-
-    @staticmethod
-    def capture(fn):
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            fn()
-        return graph
-
-    @staticmethod
-    def replay(graph):
-        graph.replay()
-
-
-GRAPH_OPS = _CudaGraphOps
-
-
-def _graph_epoch_start(graphs, bs, steps, perms, lr_t, one_step, run_loss, run_correct):
-    """Run the warm-up steps eagerly on a side stream (first use of this batch size), capture the
-    step once, and return (first step index to replay, graph state) or (j, None) on failure."""
-    import warnings
-    st = graphs.get(bs)
-    if st is not None:
-        st["loss"].zero_()
-        st["correct"].zero_()
-        return 0, st
-    with GRAPH_OPS.warmup_context():
-        for j in range(_GRAPH_WARMUP):
-            one_step(perms[:, j * bs:(j + 1) * bs], lr_t[j], run_loss, run_correct)
-    j0 = _GRAPH_WARMUP
-    st = dict(idx=perms[:, j0 * bs:(j0 + 1) * bs].clone(), lr=lr_t[j0].clone(),
-              loss=torch.zeros_like(run_loss), correct=torch.zeros_like(run_correct))
-    try:
-        st["graph"] = GRAPH_OPS.capture(lambda: one_step(st["idx"], st["lr"], st["loss"], st["correct"]))
-    except Exception as exc:  # pragma: no cover - GPU only
-        warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); continuing eagerly")
-        return j0, None
-    graphs[bs] = st
-    return j0, st
-
-
 def load_result(out_dir) -> Optional[dict]:
+    """The run's ``result.json``, or None if there is none. An unreadable one (truncated, not JSON)
+    is renamed to ``result.json.corrupt`` with a warning and the run counts as unfinished, so that
+    ``nets run`` trains it again."""
     p = Path(out_dir) / RESULT
     if not p.is_file():
         return None
-    with open(p) as fh:
-        return json.load(fh)
+    try:
+        with open(p) as fh:
+            r = json.load(fh)
+        if not isinstance(r, dict) or "status" not in r or "config" not in r:
+            raise ValueError("not a run result (no status/config)")
+        return r
+    except (ValueError, UnicodeDecodeError) as exc:
+        bad = p.with_name(RESULT + ".corrupt")
+        os.replace(p, bad)
+        warnings.warn(f"{p}: unreadable result ({type(exc).__name__}: {exc}); kept aside as {bad.name}, "
+                      "the run will be trained again")
+        return None

@@ -4,13 +4,14 @@
 (``RESULTS_DIR/<experiment>/{plan,summary,analysis}.json`` and ``runs/*/result.json``), draws one
 PNG per experiment and prints statements comparing each result with the theory (n = η/S):
 
-* Fig. 1/8/9/15 — Spearman ρ(log ‖H‖, log η/S) < 0 predicted (higher noise → flatter minimum,
-  eq. 3); ρ(validation accuracy, log η/S) reported (positive in the paper for Fig. 1/9).
+* Fig. 1/8/9 — :mod:`validation.nets_grid`: convergence, sharpness and accuracy vs η/S with 95%
+  intervals, same-η/S agreement against the seed spread (F tests) with the wrong prediction "the
+  learning rate alone sets the minimum", the edge of stability η·λ_max/2 ≤ 1, sharpness vs the
+  measured temperature η·tr C/(2S); graded statements use converged runs only.
   "Hessian norm" is ‖H‖_F from exact Hessian-vector products (``hessian_frobenius_hutchinson``);
   the paper's finite-difference estimate (``hessian_norm_fd``) is used only for results without
   it, as it is unreliable on ReLU networks; each statement and axis label names the estimator.
-  Where ``gradient_noise_stats`` were measured, tr C, the noise scale and cos(C, H) vs η/S are
-  reported (third panel).
+  Fig. 1 also tracks the noise geometry (alignment of the noise with the Gauss–Newton matrix).
 * Fig. 2/3 — interpolation: the loss rise half a unit beyond each endpoint (α = −0.5 and 1.5)
   as a sharpness proxy; the endpoint with the lower η/S should be sharper (Fig. 2), equal-η/S
   endpoints should be alike (Fig. 3: rise ratio within a factor 2).
@@ -35,214 +36,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-MIN_RUNS = 5
+from .nets_results import (HNORM_ESTIMATORS, HNORM_LABELS, MIN_RUNS, _completed, _corr_statement, _hnorm,  # noqa: F401
+                           _hnorm_estimator, _hnorms, _load_json, _meas_value, _noise, _plt, _save, _topeig,
+                           corr_statement, load_experiment, log_axis, run_rows, scale_label, spearman)
 
 
-def _load_json(p: Path):
-    with open(p) as fh:
-        return json.load(fh)
-
-
-def load_experiment(exp_dir: Path) -> dict:
-    plan = _load_json(exp_dir / "plan.json") if (exp_dir / "plan.json").is_file() else None
-    runs = {}
-    for f in sorted((exp_dir / "runs").glob("*/result.json")):
-        runs[f.parent.name] = _load_json(f)
-    analysis = _load_json(exp_dir / "analysis.json") if (exp_dir / "analysis.json").is_file() else []
-    return dict(name=exp_dir.name, plan=plan, runs=runs, analysis=analysis)
-
-
-# Hessian-norm estimators, preferred first: ‖H‖_F by Hutchinson on exact Hessian-vector products, then the
-# paper's finite-difference estimate, which on ReLU networks does not converge as eps → 0 (it grows like
-# eps^-1/2: kinks crossed by the difference quotient; see nets.measure.hessian_norm_fd) and is used only
-# when the exact estimate was not measured.
-HNORM_ESTIMATORS = ("hessian_frobenius_hutchinson", "hessian_norm_fd")
-HNORM_LABELS = {"hessian_frobenius_hutchinson": "‖H‖_F, exact HVPs (Hutchinson)",
-                "hessian_norm_fd": "‖H‖_F, finite differences (paper's; unreliable for ReLU)"}
-
-
-def _meas_value(m) -> Optional[float]:
-    if isinstance(m, dict) and "value" in m:
-        return float(m["value"])
-    if isinstance(m, (int, float)) and not isinstance(m, bool):
-        return float(m)
-    return None
-
-
-def _hnorm(r, estimator: Optional[str] = None) -> Optional[float]:
-    """Hessian norm of a result (or of a ``{"measurements": ...}`` / tracked entry): the given
-    estimator's value, or with ``estimator=None`` the first of :data:`HNORM_ESTIMATORS` present."""
-    meas = r.get("measurements", r) or {}
-    for key in ((estimator,) if estimator else HNORM_ESTIMATORS):
-        v = _meas_value(meas.get(key))
-        if v is not None:
-            return v
-    return None
-
-
-def _hnorm_estimator(entries) -> Optional[str]:
-    """The one estimator to use for a set of results compared with each other: the exact one if any
-    result has it (results without it are then left out, never mixed with FD values), else FD."""
-    entries = list(entries)
-    for key in HNORM_ESTIMATORS:
-        if any(_hnorm(e, key) is not None for e in entries):
-            return key
-    return None
-
-
-def _hnorms(entries) -> tuple[np.ndarray, Optional[str], str]:
-    """(values with NaN where missing, estimator key, label) for results compared with each other."""
-    entries = list(entries)
-    est = _hnorm_estimator(entries)
-    vals = [_hnorm(e, est) if est else None for e in entries]
-    return np.array([np.nan if v is None else v for v in vals], float), est, HNORM_LABELS.get(est, "no Hessian norm")
-
-
-def _topeig(r) -> Optional[float]:
-    m = r.get("measurements", {}).get("hessian_top_eigenvalue")
-    if isinstance(m, list) and m:
-        return float(m[0])
-    if isinstance(m, (int, float)):
-        return float(m)
-    return None
-
-
-def _noise(r) -> float:
-    h = r["history"]
-    return float(np.mean(h["noise"])) if h["noise"] else float("nan")
-
-
-def spearman(x, y) -> tuple[float, float, int]:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    n = int(ok.sum())
-    if n < 3 or np.all(x[ok] == x[ok][0]) or np.all(y[ok] == y[ok][0]):
-        return float("nan"), float("nan"), n
-    from scipy.stats import spearmanr
-    res = spearmanr(x[ok], y[ok])
-    return float(res.statistic if hasattr(res, "statistic") else res[0]), float(res.pvalue), n
-
-
-def _corr_statement(what: str, rho, p, n, predicted_sign: Optional[int]) -> dict:
-    if n < MIN_RUNS or not math.isfinite(rho):
-        verdict = f"too few runs (n={n} < {MIN_RUNS})" if n < MIN_RUNS else "undefined (constant values)"
-    elif predicted_sign is None:
-        verdict = "reported"
-    else:
-        verdict = "agrees with the theory" if np.sign(rho) == predicted_sign else "disagrees with the theory"
-    pred = {None: "", -1: " (predicted < 0)", 1: " (predicted > 0)"}[predicted_sign]
-    return dict(statement=f"Spearman rho({what}) = {rho:.3f} (p = {p:.2g}, n = {n}){pred}: {verdict}",
-                rho=rho, p=p, n=n, verdict=verdict)
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def scale_label(plan: Optional[dict]) -> str:
-    """'fig1 · full preset · fashion-mnist' plus any rescaling overrides (``nets run --epochs ...``)."""
-    if not plan:
-        return ""
-    label = f"{plan.get('experiment', '')} · {plan.get('preset', '?')} preset · {plan.get('dataset', '?')}"
-    ov = plan.get("overrides") or {}
-    if ov:
-        label += " · rescaled: " + ", ".join(f"{k}={v}" for k, v in ov.items())
-    return label
-
-
-def _save(fig, exp, path: Path):
-    """Every figure names its experiment, preset and any rescaling, so a rescaled run's figure is
-    never mistaken for the preset's."""
-    label = scale_label(exp.get("plan"))
-    if label:
-        fig.suptitle(label, fontsize=8, y=0.995, ha="center")
-        fig.tight_layout(rect=(0, 0, 1, 0.96))
-    else:
-        fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def _completed(exp):
-    return {k: r for k, r in exp["runs"].items() if r["status"] == "completed"}
+from .nets_grid import analyse_grid  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- per-figure analyses
-def analyse_sharpness_grid(exp, out: Path, *, acc_sign: Optional[int] = 1, split_by=None) -> list[dict]:
-    """Fig. 1/8/9: Hessian norm and validation accuracy vs η/S."""
-    plt = _plt()
-    comp = _completed(exp)
-    groups: dict[str, dict] = {}
-    for k, r in comp.items():
-        g = k.split("_")[0] if split_by == "prefix" else "all"
-        groups.setdefault(g, {})[k] = r
-    statements = []
-    est = _hnorm_estimator(comp.values())        # one estimator for every group (never mixed)
-    hlabel = HNORM_LABELS.get(est, "Hessian norm")
-    has_gn = any(_grad_noise(r) for r in comp.values())
-    fig, ax = plt.subplots(1, 3 if has_gn else 2, figsize=(15 if has_gn else 10, 4))
-    for g, rs in groups.items():
-        n = np.array([_noise(r) for r in rs.values()])
-        h = np.array([np.nan if _hnorm(r, est) is None else _hnorm(r, est) for r in rs.values()]) if est else \
-            np.full(len(rs), np.nan)
-        acc = np.array([r["final"]["val_acc"] for r in rs.values()])
-        tag = "" if g == "all" else f"[{g} init] "
-        if np.isfinite(h).any():
-            st = _corr_statement(f"{tag}log Hessian norm [{hlabel}], log eta/S", *spearman(np.log(n), np.log(h)), -1)
-            st["estimator"] = est
-            statements.append(st)
-            ax[0].loglog(n, h, "o", label=g)
-        statements.append(_corr_statement(f"{tag}val. accuracy, log eta/S", *spearman(np.log(n), acc), acc_sign))
-        ax[1].semilogx(n, acc, "o", label=g)
-        if has_gn:
-            statements += _grad_noise_statements(rs, tag, ax[2], g)
-    n_div = sum(1 for r in exp["runs"].values() if r["status"] == "diverged")
-    statements.append(dict(statement=f"{n_div} diverged run(s) excluded from the correlations", n=n_div))
-    ax[0].set(xlabel="η/S", ylabel=f"Hessian norm: {hlabel}", title=f"{exp['name']}: sharpness")
-    ax[1].set(xlabel="η/S", ylabel="validation accuracy", title=f"{exp['name']}: generalisation")
-    if has_gn:
-        ax[2].set(xlabel="η/S", ylabel="tr C (per-sample gradient covariance)", xscale="log", yscale="log",
-                  title=f"{exp['name']}: gradient noise at the end")
-    for a in ax:
-        a.legend() if len(groups) > 1 else None
-    _save(fig, exp, out / f"{exp['name']}.png")
-    plt.close(fig)
-    return statements
-
-
-def _grad_noise(r) -> Optional[dict]:
-    """The end-of-run ``gradient_noise_stats`` of a result (None if absent or failed)."""
-    g = (r.get("measurements") or {}).get("gradient_noise_stats")
-    return g if isinstance(g, dict) and "trace_cov" in g else None
-
-
-def _grad_noise_statements(rs: dict, tag: str, ax, label) -> list[dict]:
-    """Gradient-noise panel and statements for one group of a grid: tr C (the trace of the per-sample
-    gradient covariance, the paper's effective σ²·p), the simple noise scale B = tr C/‖∇L‖²
-    (McCandlish et al. 2018) and the cosine Tr(CH)/(‖C‖_F‖H‖_F) against η/S. Reported, not tested:
-    the theory (C = σ²I) makes no prediction for them, and C ≠ σ²I is what they measure."""
-    pts = [(_noise(r), _grad_noise(r)) for r in rs.values() if _grad_noise(r)]
-    if not pts:
-        return []
-    n = np.array([p for p, _ in pts])
-    tr = np.array([g["trace_cov"] for _, g in pts], float)
-    b = np.array([g.get("b_simple", np.nan) for _, g in pts], float)
-    cos = np.array([g.get("alignment", np.nan) for _, g in pts], float)
-    ax.loglog(n, tr, "o", label=f"{label}" if label != "all" else "tr C")
-    st = _corr_statement(f"{tag}log tr C (gradient noise, {int(pts[0][1]['n_samples'])} samples), log eta/S",
-                         *spearman(np.log(n), np.log(tr)), None)
-    fin = lambda x: x[np.isfinite(x)]
-    med = lambda x: f"{np.median(fin(x)):.3g}" if fin(x).size else "n/a"
-    rng = lambda x: f"[{fin(x).min():.3g}, {fin(x).max():.3g}]" if fin(x).size else "n/a"
-    summary = dict(statement=(f"{tag}gradient noise at the end of training over {len(pts)} runs: tr C median "
-                              f"{med(tr)} (range {rng(tr)}), noise scale B = tr C/|grad L|^2 median {med(b)} "
-                              f"(range {rng(b)}), cosine(C, H) median {med(cos)} (reported; the theory assumes "
-                              f"C = sigma^2 I)"), n=len(pts))
-    return [st, summary]
-
-
 def _alignment_series(r):
     """(epochs, cosine, mu) of the alignment metrics tracked over training plus the final one."""
     pts = [(t["epoch"], t["alignment"]) for t in r.get("history", {}).get("tracked", []) if "alignment" in t]
@@ -273,7 +75,12 @@ def analyse_alignment(exp, out: Path) -> list[dict]:
         c = cmap(0.0 if hi == lo else (np.log(noises[k]) - lo) / (hi - lo))
         ax[0].plot(ep, cos, "o-", color=c, label=f"η/S = {noises[k]:.2g}")
         ax[1].plot(ep, mu, "o-", color=c)
-    ax[0].set(xlabel="epoch", ylabel="cosine(Σ₁, G)", title=f"{exp['name']}: noise–curvature alignment", ylim=(0, 1))
+    allcos = np.concatenate([v[1] for v in series.values()])
+    allcos = allcos[np.isfinite(allcos)]
+    top = max(1.0, float(allcos.max()) if allcos.size else 1.0)    # estimator noise can exceed 1: never clip
+    ax[0].axhline(1.0, color="0.6", lw=0.8, ls=":")
+    ax[0].set(xlabel="epoch", ylabel="cosine(Σ₁, G)", title=f"{exp['name']}: noise–curvature alignment",
+              ylim=(min(0.0, float(allcos.min()) if allcos.size else 0.0), 1.05 * top))
     ax[1].set(xlabel="epoch", ylabel="μ = Tr(Σ₁G)/(2L‖G‖²_F)", title="average alignment (square-loss normalisation)",
               yscale="log")
     if len(series) <= 8:
@@ -510,9 +317,9 @@ def analyse_table1(exp, out: Path) -> list[dict]:
 
 
 ANALYSES = {
-    "fig1": lambda e, o: analyse_sharpness_grid(e, o) + analyse_alignment(e, o),
-    "fig8": lambda e, o: analyse_sharpness_grid(e, o, acc_sign=None),   # paper: an optimum, not monotone
-    "fig9": lambda e, o: analyse_sharpness_grid(e, o, split_by="prefix"),
+    "fig1": lambda e, o: analyse_grid(e, o) + analyse_alignment(e, o),
+    "fig8": lambda e, o: analyse_grid(e, o, acc_sign=None),   # paper: an optimum, not monotone
+    "fig9": lambda e, o: analyse_grid(e, o, split_by="prefix"),
     "fig2": analyse_interpolation,
     "fig3": analyse_interpolation,
     "fig4": analyse_schedules,

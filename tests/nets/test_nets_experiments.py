@@ -126,8 +126,20 @@ def test_full_presets_plan_paper_grids():
     f1 = E.plan("fig1", "full")
     lrs = sorted({r.lr for r in f1.runs})
     bss = sorted({r.batch_size for r in f1.runs})
-    assert len(f1.runs) == 25 and lrs[0] == 5e-3 and lrs[-1] == 0.1 and bss[0] == 25 and bss[-1] == 1000
+    assert len(f1.runs) == 31 and lrs[0] == 5e-3 and lrs[-1] == 0.1 and bss[0] == 25 and bss[-1] == 1000
     assert all(r.epochs == 200 and r.model == "mlp4_bn" for r in f1.runs)
+    grid = {(r.lr, r.batch_size) for r in f1.runs if r.seed == 0}
+    assert len(grid) == 25 == len([r for r in f1.runs if r.seed == 0])            # the 5 × 5 grid, seed 0
+    repeats = {}
+    for r in f1.runs:
+        repeats.setdefault((r.lr, r.batch_size), set()).add(r.seed)
+    seeded = {k for k, v in repeats.items() if v == {0, 1, 2}}
+    assert seeded == set(E.FIG1_SEED_POINTS["full"]) and len(seeded) == 3           # 3 seeds at 3 points
+    ratios = [lr / bs for lr, bs in grid]
+    for lr, bs in seeded:                                   # each seeded point has a same-η/S partner in the grid
+        assert sum(abs(q - lr / bs) < 1e-15 for q in ratios) >= 2
+    assert all(r.measure_tracked == ["alignment", "hessian_top_eigenvalue"] and r.measure_every == 25
+               and r.loss_log_every == 50 for r in f1.runs)
     f5 = E.plan("fig5", "full", dataset="fashion-mnist")
     assert all(r.lr <= 0.02 for r in f5.runs if r.momentum > 0)
     assert {r.data_kw["random_label_fraction"] for r in f5.runs} == {0.25, 0.5}

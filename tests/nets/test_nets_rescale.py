@@ -98,7 +98,7 @@ def test_measure_override_swaps_settings_not_quantities():
         assert rc.measure["samples"] == E.QUICK_MEASURE["samples"]  # ... with the quick settings
         assert rc.measure["hessian_frobenius_hutchinson"] == E.QUICK_MEASURE["hessian_frobenius_hutchinson"]
         assert rc.measure["alignment"] == E.QUICK_ALIGNMENT
-        assert rc.measure_tracked == rf.measure_tracked == ["alignment"]
+        assert rc.measure_tracked == rf.measure_tracked == ["alignment", "hessian_top_eigenvalue"]
     assert cheap.overrides == {"measure": "quick"}
     # Fig. 5 keeps its best-validation measurement; Fig. 6 measures only λ_max at β = 1
     assert all(r.measure["at_best_val"] for r in E.plan("fig5", "full", dataset="fashion-mnist", measure="quick").runs)
@@ -106,3 +106,20 @@ def test_measure_override_swaps_settings_not_quantities():
     assert {frozenset(r.measure) for r in f6} == {frozenset(), frozenset({"samples", "hessian_top_eigenvalue"})}
     with pytest.raises(ValueError, match="measure must be one of"):
         E.plan("fig1", "full", measure="medium")
+
+
+def test_width_and_eval_size_overrides():
+    p = E.plan("fig1", "full", width=256, max_eval_size=2000, max_train_size=4000, epochs=300)
+    assert p.overrides == {"epochs": 300, "max_train_size": 4000, "width": 256, "max_eval_size": 2000}
+    for r in p.runs:
+        assert r.model_kw == {"width": 256} and r.epochs == 300
+        assert r.data_kw == {"val_size": 2000, "train_size": 4000, "test_size": 2000}
+        assert r.measure_every == 38              # 25 of 200 epochs, scaled to 300: round(37.5) = 38
+    q = E.plan("fig1", "quick", max_eval_size=64)  # the quick sets (128) are capped; smaller ones kept
+    assert all(r.data_kw["val_size"] == 64 and r.data_kw["test_size"] == 64 for r in q.runs)
+    assert E.plan("fig1", "quick", max_eval_size=1000).runs[0].data_kw["test_size"] == 128
+    with pytest.raises(ValueError, match=r"width applies to the MLP models only; experiment 'fig2' uses \['resnet56'\]"):
+        E.plan("fig2", "full", width=64)
+    for kw in (dict(width=0), dict(max_eval_size=-1), dict(width=2.5)):
+        with pytest.raises(ValueError, match=f"{next(iter(kw))} must be an integer >= 1"):
+            E.plan("fig1", "full", **kw)

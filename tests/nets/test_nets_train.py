@@ -302,7 +302,7 @@ def test_graph_replay_logic_matches_eager(tiny_root, monkeypatch):
             for i, (lr, m) in enumerate([(0.05, 0.0), (0.02, 0.9)])]
     eager = train_group(cfgs, data=d)
     monkeypatch.setattr(T, "GRAPH_OPS", _FakeGraphOps)
-    graphed = train_group(cfgs, data=d, cuda_graphs=True)
+    graphed = train_group(cfgs, data=d, step_path="cuda-graph")
     assert _FakeGraphOps.captured == 2          # batch sizes 40 and 8: one graph each, reused in epoch 3
     for a, b in zip(eager, graphed):
         # identical operations in identical order: bitwise equal on CPU
