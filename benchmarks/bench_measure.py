@@ -62,7 +62,8 @@ def time_measurements(model: nn.Module, data_or_xy: Union["object", tuple], spec
 
     ``data_or_xy``: a :class:`nets.data.DeviceData` or an ``(x, y)`` pair of training inputs and
     labels. Returns ``{"measure_wall_s": total s, "measure_wall_s_by_key": {key: s},
-    "errors": {key: message}, "convergence": {key: Lanczos record}, "result": measure_model's dict}``.
+    "errors": {key: message}, "convergence": {eigenvalue key: converged}, "result": measure_model's
+    dict}``.
     """
     from nets.measurements import measure_model
     data = _as_device_data(data_or_xy, device)
@@ -70,7 +71,9 @@ def time_measurements(model: nn.Module, data_or_xy: Union["object", tuple], spec
     res = measure_model(model, data, spec)
     return {"measure_wall_s": res["measure_wall_s"], "measure_wall_s_by_key": dict(res["measure_wall_s_by_key"]),
             "errors": {k: v["error"] for k, v in res.items() if isinstance(v, dict) and "error" in v},
-            "convergence": res.get("convergence", {}), "result": res}
+            "convergence": {k: v["converged"] for k, v in res.items()
+                            if isinstance(v, dict) and "converged" in v},
+            "result": res}
 
 
 def fig1_full_spec(samples: int | None = None) -> dict:

@@ -62,8 +62,8 @@ SPEC_OPTIONS = ("samples", "seed", "at_best_val")
 #: Measurements that hold the (n, p) per-sample gradient matrix in float64 run on the first
 #: ``samples`` points of the subset (their own ``samples`` keyword), by default this many.
 SUBSET_DEFAULTS = {"gradient_noise_stats": 128, "alignment": 128}
-# measurements whose result is an eigen-decomposition: stored as the eigenvalue list, with the
-# convergence record under "convergence"
+# measurements whose result is an eigen-decomposition: stored as {"eigenvalues": [...]} plus the
+# Lanczos convergence record (method, converged, iterations, residuals)
 _EIGEN = ("hessian_top_eigenvalue", "hessian_top_eigenvalues")
 # keyword arguments a spec may not set: the data, the loss (cross-entropy) and the output format
 _FIXED_KWARGS = {"model", "loss_fn", "inputs", "targets", "loss", "return_eigenvectors", "return_info"}
@@ -178,8 +178,9 @@ def measure_model(model: nn.Module, data: data_mod.DeviceData, spec: dict,
     so the loss is a fixed function of the parameters; every submodule's train/eval flag is
     restored. Everything runs on the data's device (the model must be there) with TF32 off.
     A failing measurement is recorded as ``{"error": ...}`` and never stops the run. The
-    eigenvalue keys hold the eigenvalue list; their convergence record (method, converged,
-    iterations, residuals) is under ``"convergence"``. The returned dict also holds
+    eigenvalue keys hold ``{"eigenvalues": [...], "method", "converged", "iterations",
+    "residuals"}`` (:meth:`nets.measure.Eigenpairs.summary`), so that a non-converged value is
+    never taken for a converged one. The returned dict also holds
     ``measure_wall_s`` (wall time of the whole call, data subset included) and
     ``measure_wall_s_by_key`` (per measurement; on CUDA the device is synchronised around each),
     so that benchmarks can include the measurement time in run-time estimates.
@@ -197,7 +198,6 @@ def measure_model(model: nn.Module, data: data_mod.DeviceData, spec: dict,
     t_start = now()
     res: dict = {}
     by_key: dict = {}
-    convergence: dict = {}
     x, y = _measure_inputs(data, int(spec.get("samples", 1024)), int(spec.get("seed", 0)))
     loss_fn = nn.CrossEntropyLoss()
     with M.measurement_precision(), M.eval_mode(model):
@@ -217,14 +217,11 @@ def measure_model(model: nn.Module, data: data_mod.DeviceData, spec: dict,
             try:
                 out = measurement_function(name)(model, loss_fn, xs, ys, **kw)
                 if name in _EIGEN:
-                    convergence[name] = out.summary()
-                    out = out.eigenvalues
+                    out = dict(eigenvalues=out.eigenvalues, **out.summary())
                 res[name] = _to_jsonable(out)
             except Exception as exc:
                 res[name] = {"error": f"{type(exc).__name__}: {exc}"}
             by_key[name] = now() - t0
-    if convergence:
-        res["convergence"] = convergence
     res["measure_wall_s"] = now() - t_start
     res["measure_wall_s_by_key"] = by_key
     return res

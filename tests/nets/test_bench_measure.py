@@ -36,5 +36,5 @@ def test_time_measurements_takes_a_pair(bm):
     t = bm.time_measurements(model, (x, y), {"samples": 20, "hessian_top_eigenvalue": {"k": 1, "tol": 1e-6},
                                              "hessian_norm_fd": {"n_samples": 3}}, "cpu")
     assert set(t["measure_wall_s_by_key"]) == {"hessian_top_eigenvalue", "hessian_norm_fd"} and not t["errors"]
-    assert t["convergence"]["hessian_top_eigenvalue"]["converged"]
+    assert t["convergence"] == {"hessian_top_eigenvalue": True}
     assert t["measure_wall_s"] >= sum(t["measure_wall_s_by_key"].values())
