@@ -165,7 +165,7 @@ def validate(cfg: RunConfig, n_train: Optional[int] = None) -> tuple[np.ndarray,
             raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
     if not isinstance(cfg.measure, dict) or not isinstance(cfg.data_kw, dict):
         raise ConfigError(f"measure and data_kw must be dicts, got {cfg.measure!r} and {cfg.data_kw!r}")
-    from .measure import MEASUREMENTS, check_measure_spec
+    from .measurements import MEASUREMENTS, check_measure_spec
     try:
         check_measure_spec(cfg.measure)
     except ValueError as exc:
@@ -751,103 +751,9 @@ def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=N
     return result
 
 
-# ----------------------------------------------------------------------------- measurements adapter
-def _measure_inputs(data: data_mod.DeviceData, n: int, seed: int):
-    g = torch.Generator(device=data.device)
-    g.manual_seed(data_mod._seed_ints(seed, 0x4E55))
-    idx = torch.randperm(data.n_train, generator=g, device=data.device)[:min(n, data.n_train)]
-    return data.x_train[idx], data.y_train[idx]
-
-
-def tracked_spec(cfg: RunConfig) -> dict:
-    """The part of ``cfg.measure`` taken during training (every ``measure_every`` epochs): the keys in
-    ``cfg.measure_tracked`` (all when None) on the same subset. Tracking only what a figure needs
-    (e.g. Fig. 1's alignment) keeps the expensive end-of-run Hessian estimates out of the loop."""
-    if cfg.measure_tracked is None:
-        return cfg.measure
-    keep = set(cfg.measure_tracked) | {"samples", "seed"}
-    return {k: v for k, v in cfg.measure.items() if k in keep}
-
-
-def measure_model(model: nn.Module, data: data_mod.DeviceData, spec: dict) -> dict:
-    """Curvature and gradient-noise measurements of a trained model through :mod:`nets.measure`.
-
-    ``spec`` (``RunConfig.measure``) keys, checked by :func:`nets.measure.check_measure_spec`
-    (an unknown key or keyword raises ``ValueError`` naming it and listing the valid ones):
-
-    * options: ``samples`` (size of the training subset every measurement uses, default 1024),
-      ``seed`` (which subset), ``at_best_val`` (used by the training loop, Fig. 15);
-    * measurements, each mapped to ``None`` or a dict of keyword arguments of the function of the
-      same name in :mod:`nets.measure`: ``hessian_frobenius_hutchinson`` (‖H‖_F from exact HVPs:
-      the Hessian norm to read), ``hessian_trace_hutchinson``, ``hessian_top_eigenvalue`` /
-      ``hessian_top_eigenvalues`` (Lanczos or power iteration), ``hessian_norm_fd`` (the paper's
-      finite-difference estimate; it does not converge as eps → 0 on ReLU networks, see its
-      docstring), ``gradient_noise_stats`` (tr C, top eigenvalues of C, gradient noise scale,
-      alignment Tr(CH)/(‖C‖_F‖H‖_F)) and ``alignment`` (noise geometry of
-      :func:`nets.geometry.alignment_metrics` with the cross-entropy Gauss–Newton matrix). The last
-      two hold the (n, p) per-sample gradients in float64 and run on the first ``samples`` points
-      (their own keyword; default :data:`nets.measure.SUBSET_DEFAULTS`, 128) of the subset.
-
-    Loss: cross-entropy (mean). Convention: the model is in eval mode (BN uses running statistics),
-    so the loss is a fixed function of the parameters; every submodule's train/eval flag is
-    restored. A failing measurement is recorded as ``{"error": ...}`` and never stops the run.
-    The returned dict also holds ``measure_wall_s`` (wall time of the whole call, data subset
-    included) and ``measure_wall_s_by_key`` (per measurement), so that benchmarks can include the
-    measurement time in run-time estimates.
-    """
-    from . import measure as M
-
-    M.check_measure_spec(spec)
-    cuda = torch.device(data.device).type == "cuda"
-
-    def now():
-        if cuda:
-            torch.cuda.synchronize(data.device)
-        return time.perf_counter()
-
-    t_start = now()
-    res: dict = {}
-    by_key: dict = {}
-    x, y = _measure_inputs(data, int(spec.get("samples", 1024)), int(spec.get("seed", 0)))
-    loss_fn = nn.CrossEntropyLoss()
-    with M.eval_mode(model):
-        for name in M.MEASUREMENTS:
-            if name not in spec:
-                continue
-            kw = dict(spec.get(name) or {})
-            xs, ys = x, y
-            if name in M.SUBSET_DEFAULTS:
-                m = min(int(kw.pop("samples", M.SUBSET_DEFAULTS[name])), x.shape[0])
-                xs, ys = x[:m], y[:m]
-            t0 = now()
-            try:
-                res[name] = _to_jsonable(M.measurement_function(name)(model, loss_fn, xs, ys, **kw))
-            except Exception as exc:
-                res[name] = {"error": f"{type(exc).__name__}: {exc}"}
-            by_key[name] = now() - t0
-    res["measure_wall_s"] = now() - t_start
-    res["measure_wall_s_by_key"] = by_key
-    return res
-
-
-def _to_jsonable(v):
-    if isinstance(v, torch.Tensor):
-        return v.detach().cpu().tolist()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    if isinstance(v, dict):
-        return {str(k): _to_jsonable(x) for k, x in v.items()}
-    if hasattr(v, "_asdict"):  # NamedTuple, e.g. nets.measure.Estimate
-        return _to_jsonable(v._asdict())
-    if isinstance(v, (list, tuple)):
-        return [_to_jsonable(x) for x in v]
-    if hasattr(v, "__dataclass_fields__"):
-        return _to_jsonable(asdict(v))
-    if isinstance(v, (int, float, str, bool)) or v is None:
-        return v
-    return str(v)
+# ----------------------------------------------------------------------------- measurements
+# the spec registry and the dispatcher live in nets.measurements
+from .measurements import _measure_inputs, _to_jsonable, measure_model, tracked_spec  # noqa: E402,F401
 
 
 @torch.no_grad()

@@ -1,7 +1,8 @@
 """Tests for nets.geometry: matrix-free noise-geometry metrics vs explicit matrices.
 
-Explicit references: per-sample Jacobians Jᵢ from torch.autograd.functional.jacobian, G = (1/n)Σ JᵢᵀMᵢJᵢ,
-Σ₁ from a per-sample gradient loop, and theory.noise_geometry's matrix formulas. Deterministic
+Explicit references (the explicit_gauss_newton fixture): per-sample Jacobians Jᵢ from
+torch.autograd.functional.jacobian, G = (1/n)Σ JᵢᵀMᵢJᵢ, Σ₁ from the per-sample gradients
+Jᵢᵀ∂ℓᵢ/∂f, and theory.noise_geometry's matrix formulas. Deterministic
 parts must agree to rounding; Hutchinson parts within 4 exact standard errors (derived from the
 explicit G: Rademacher Var(zᵀG²z) = 2(‖G²‖_F² − Σ(G²)ᵢᵢ²)).
 """
@@ -13,51 +14,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from nets import geometry as GM
 from nets import measure as M
 
 DT = torch.float64
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny models: avoids thread overhead, thread-count independent
-    yield
-    torch.set_num_threads(old)
-
-
-def explicit(model, X, T, loss):
-    """Explicit G, Σ₁, L for the module's loss conventions."""
-    names, params = M.trainable_parameters(model)
-    consts = M._constants(model)
-    theta = M.flatten_params(params)
-    n = X.shape[0]
-
-    def f(flat):
-        out = functional_call(model, (dict(zip(names, M.unflatten_like(flat, params))), consts), (X,))
-        return out.reshape(n, -1)
-
-    with M.eval_mode(model):
-        J = torch.autograd.functional.jacobian(f, theta)      # (n, k, p)
-        out = f(theta)
-    k = out.shape[1]
-    if loss == "mse":
-        Ms = torch.eye(k, dtype=DT).expand(n, k, k)
-        r = out - T.reshape(n, k)
-        L = float(0.5 * (r ** 2).sum() / n)
-        g = torch.einsum("nkp,nk->np", J, r)                  # gᵢ = Jᵢᵀ rᵢ
-    else:
-        P = torch.softmax(out, 1)
-        Ms = torch.diag_embed(P) - P[:, :, None] * P[:, None, :]
-        L = float(nn.functional.cross_entropy(out, T))
-        g = torch.einsum("nkp,nk->np", J, P - nn.functional.one_hot(T, k).to(DT))
-    G = torch.einsum("nkp,nkl,nlq->pq", J, Ms, J) / n
-    D = g - g.mean(0)
-    S = D.T @ D / n
-    return G.numpy(), S.numpy(), L
 
 
 def mlp(seed=0, k=3):
@@ -72,12 +33,12 @@ def data(n=30, k=3, seed=1):
 
 
 @pytest.fixture(scope="module", params=["mse", "ce"])
-def case(request):
+def case(request, explicit_gauss_newton):
     loss = request.param
     model = mlp()
     X, Y, y = data()
     T = Y if loss == "mse" else y
-    G, S, L = explicit(model, X, T, loss)
+    G, S, L = explicit_gauss_newton(model, X, T, loss)
     return loss, model, X, T, G, S, L
 
 
@@ -154,7 +115,7 @@ def test_hessian_directions_use_the_same_loss(case):
     fn = GM.network_loss_fn(loss)
     vals, vecs = M.hessian_top_eigenvalues(model, fn, X, T, k=1, tol=1e-12, return_eigenvectors=True)
     np.testing.assert_allclose(r.hessian_top_eigenvalues, vals, rtol=1e-9)
-    v = vecs[:, 0]
+    v = vecs[:, 0].numpy()
     np.testing.assert_allclose(r.beta_hessian_top, [(v @ S @ v) / (2 * L * (v @ G @ v))], rtol=1e-6)
     assert r.gn_top_eigenvalues.size == 0
 
@@ -219,10 +180,10 @@ def test_linear_random_residual_signs_mu_near_one():
     assert noise_geometry.linear_average_alignment(X, y, w) == pytest.approx(mu_exact, rel=1e-10)
 
 
-def test_subsampled_trace_and_validation():
+def test_subsampled_trace_and_validation(explicit_gauss_newton):
     model = mlp()
     X, Y, _ = data()
-    G, S, L = explicit(model, X, Y, "mse")
+    G, S, L = explicit_gauss_newton(model, X, Y, "mse")
     r = GM.alignment_metrics(model, X, Y, loss="mse", n_probe=4, max_samples=10, n_top=0, n_random=0, seed=2)
     fn = GM.network_loss_fn("mse")
     g = M.per_sample_gradients(model, fn, X, Y).numpy()
@@ -237,7 +198,7 @@ def test_subsampled_trace_and_validation():
         GM.alignment_metrics(model, X, Y, n_probe=2, n_top=0, n_random=0, directions=np.ones((1, 3)))
 
 
-def test_bn_model_eval_convention_and_modes():
+def test_bn_model_eval_convention_and_modes(explicit_gauss_newton):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 3)).to(DT)
     X, Y, y = data(n=20)
@@ -245,7 +206,7 @@ def test_bn_model_eval_convention_and_modes():
         model(X * 3 + 1)                 # non-trivial running statistics (train mode)
     model.train()
     bufs = {k: v.clone() for k, v in model.named_buffers()}
-    G, S, L = explicit(model, X, y, "ce")   # eval-mode reference
+    G, S, L = explicit_gauss_newton(model, X, y, "ce")   # eval-mode reference
     r = GM.alignment_metrics(model, X, y, loss="ce", n_probe=4, n_top=1, n_random=1, batch_size=6)
     assert r.trace_sigma_g == pytest.approx(np.trace(S @ G), rel=1e-11)
     assert all(m.training for m in model.modules())

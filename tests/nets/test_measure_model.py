@@ -1,4 +1,4 @@
-"""nets.train.measure_model: dispatch of every measurement key, spec checking, timing, presets.
+"""nets.measurements.measure_model: dispatch of every measurement key, spec checking, timing, presets.
 
 Each dispatched value is checked two ways on a tiny float64 BN-tanh MLP: equal (bitwise; same
 seeds, same data subset) to a direct call of the nets.measure function on the subset that
@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from nets import experiments as E
 from nets import measure as M
+from nets import measurements as MS
 from nets.data import DeviceData
-from nets.train import _measure_inputs, _to_jsonable, measure_model
+from nets.measurements import _measure_inputs, _to_jsonable, measure_model
 
 DT = torch.float64
 LOSS = nn.CrossEntropyLoss()
@@ -42,18 +42,6 @@ def make_data(n=50, seed=1):
     y = torch.randint(0, 3, (n,), generator=g)
     return DeviceData(name="toy", x_train=x, y_train=y, x_val=x[:4], y_val=y[:4], x_test=x[:4], y_test=y[:4],
                       num_classes=3, mean=torch.zeros(1, dtype=DT), std=torch.ones(1, dtype=DT))
-
-
-def explicit_hessian(model, X, y):
-    names, params = M.trainable_parameters(model)
-    consts = M._constants(model)
-
-    def L(flat):
-        out = functional_call(model, (dict(zip(names, M.unflatten_like(flat, params))), consts), (X,))
-        return LOSS(out, y)
-
-    with M.eval_mode(model):
-        return torch.autograd.functional.hessian(L, M.flatten_params(params)).numpy()
 
 
 SAMPLES = 40
@@ -88,10 +76,14 @@ def _direct(name, model, x, y):
         from nets.geometry import alignment_metrics
         return _to_jsonable(alignment_metrics(model, x, y, loss="ce", **kw))
     fn = M.hessian_top_eigenvalues if name == "hessian_top_eigenvalue" else getattr(M, name)
+    if name in ("hessian_top_eigenvalue", "hessian_top_eigenvalues"):
+        r = fn(model, LOSS, x, y, return_info=True, **kw)
+        return _to_jsonable(dict(eigenvalues=r.eigenvalues, method=r.method, converged=r.converged,
+                                 iterations=r.iterations, residuals=r.residuals))
     return _to_jsonable(fn(model, LOSS, x, y, **kw))
 
 
-@pytest.mark.parametrize("name", M.MEASUREMENTS)
+@pytest.mark.parametrize("name", MS.MEASUREMENTS)
 def test_dispatch_equals_direct_call(measured, name):
     model, _, _, res, x, y = measured
     assert "error" not in res[name] if isinstance(res[name], dict) else True, res[name]
@@ -99,16 +91,16 @@ def test_dispatch_equals_direct_call(measured, name):
     np.testing.assert_equal(res[name], _direct(name, model, x, y))
 
 
-def test_hessian_values_vs_explicit_hessian(measured):
+def test_hessian_values_vs_explicit_hessian(measured, explicit_hessian):
     model, _, _, res, x, y = measured
-    H = explicit_hessian(model, x, y)
+    H = explicit_hessian(model, LOSS, x, y).numpy()
     ev = np.linalg.eigvalsh(H)[::-1]
     F = np.linalg.norm(H, "fro")
     H2 = H @ H
     N = 200
     # Lanczos at tol=1e-12 in float64: relative error far below the 1e-6 allowed
-    np.testing.assert_allclose(res["hessian_top_eigenvalue"], ev[:2], rtol=1e-6)
-    np.testing.assert_allclose(res["hessian_top_eigenvalues"], ev[:3], rtol=1e-6)
+    np.testing.assert_allclose(res["hessian_top_eigenvalue"]["eigenvalues"], ev[:2], rtol=1e-6)
+    np.testing.assert_allclose(res["hessian_top_eigenvalues"]["eigenvalues"], ev[:3], rtol=1e-6)
     # Hutchinson trace, Rademacher: Var(zᵀHz) = 2(‖H‖_F² − Σ H_ii²); 4 SE of the mean of N probes
     se_tr = math.sqrt(2 * (np.sum(H ** 2) - np.sum(np.diag(H) ** 2)) / N)
     assert abs(res["hessian_trace_hutchinson"]["value"] - np.trace(H)) < 4 * se_tr
@@ -142,7 +134,7 @@ def test_gradient_noise_stats_on_first_samples(measured):
 def test_gradient_noise_stats_default_subset():
     data = make_data(n=150)
     res = measure_model(make_model(), data, dict(samples=150, gradient_noise_stats=dict(alignment=False)))
-    assert res["gradient_noise_stats"]["n_samples"] == M.SUBSET_DEFAULTS["gradient_noise_stats"] == 128
+    assert res["gradient_noise_stats"]["n_samples"] == MS.SUBSET_DEFAULTS["gradient_noise_stats"] == 128
 
 
 def test_mode_state_and_timing(measured):
@@ -151,9 +143,24 @@ def test_mode_state_and_timing(measured):
     for k, v in model.state_dict().items():                                   # BN statistics untouched
         assert torch.equal(v, state[k]), k
     by_key = res["measure_wall_s_by_key"]
-    assert set(by_key) == set(M.MEASUREMENTS)
+    assert set(by_key) == set(MS.MEASUREMENTS)
     assert all(t > 0 for t in by_key.values())
     assert res["measure_wall_s"] >= sum(by_key.values())
+
+
+def test_progress_and_convergence_record():
+    seen = []
+    spec = dict(samples=20, hessian_norm_fd=dict(n_samples=2), hessian_top_eigenvalue=dict(k=1, tol=1e-8),
+                hessian_top_eigenvalues=dict(k=2, tol=1e-12, max_iter=2))
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        res = measure_model(make_model(), make_data(), spec, progress=seen.append)
+    # called once per measurement, before it, in the order of MEASUREMENTS
+    assert seen == [k for k in MS.MEASUREMENTS if k in spec]
+    # the eigenvalues come with how they were obtained, so a non-converged value is never silent
+    one, two = res["hessian_top_eigenvalue"], res["hessian_top_eigenvalues"]
+    assert len(one["eigenvalues"]) == 1 and one["converged"] is True and one["method"] == "lanczos"
+    assert len(two["eigenvalues"]) == 2 and two["converged"] is False and two["iterations"] == 2
+    assert len(two["residuals"]) == 2 and max(two["residuals"]) > 1e-12 * abs(two["eigenvalues"][0])
 
 
 def test_failure_is_recorded_not_raised():
@@ -167,21 +174,21 @@ def test_unknown_keys_raise_with_valid_list():
         measure_model(model, data, {"samples": 64, "hessian_trace": {}, "hesian_norm_fd": {}})
     msg = str(exc.value)
     assert "'hessian_trace'" in msg and "did you mean 'hessian_norm_fd'" in msg
-    assert all(k in msg for k in M.MEASUREMENTS + M.SPEC_OPTIONS)
+    assert all(k in msg for k in MS.MEASUREMENTS + MS.SPEC_OPTIONS)
     with pytest.raises(ValueError, match="'n_sample'.*valid: batch_size, eps, n_samples, seed"):
-        M.check_measure_spec({"hessian_norm_fd": {"n_sample": 3}})
+        MS.check_measure_spec({"hessian_norm_fd": {"n_sample": 3}})
     with pytest.raises(ValueError, match="must be a dict"):
-        M.check_measure_spec({"hessian_trace_hutchinson": 10})
+        MS.check_measure_spec({"hessian_trace_hutchinson": 10})
     with pytest.raises(ValueError, match="'samples' must be an integer >= 1"):
-        M.check_measure_spec({"samples": 0})
+        MS.check_measure_spec({"samples": 0})
     with pytest.raises(ValueError, match="'loss'"):          # the loss is fixed (cross-entropy)
-        M.check_measure_spec({"alignment": {"loss": "mse"}})
-    M.check_measure_spec({"samples": 8, "at_best_val": True, "hessian_trace_hutchinson": None})
+        MS.check_measure_spec({"alignment": {"loss": "mse"}})
+    MS.check_measure_spec({"samples": 8, "at_best_val": True, "hessian_trace_hutchinson": None})
 
 
 def test_presets_use_exact_norm_noise_stats_and_lanczos():
     for spec in (E.QUICK_MEASURE, E.FULL_MEASURE):
-        M.check_measure_spec(spec)
+        MS.check_measure_spec(spec)
         assert {"hessian_frobenius_hutchinson", "hessian_norm_fd", "gradient_noise_stats"} <= set(spec)
         eig = spec["hessian_top_eigenvalue"]
         assert eig.get("method", "lanczos") == "lanczos" and eig["tol"] <= 1e-3
@@ -192,4 +199,4 @@ def test_presets_use_exact_norm_noise_stats_and_lanczos():
     for name in E.EXPERIMENTS:          # every run of every preset has a valid spec
         for preset in E.PRESETS:
             for run in E.plan(name, preset).runs:
-                M.check_measure_spec(run.measure)
+                MS.check_measure_spec(run.measure)
