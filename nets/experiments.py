@@ -163,7 +163,7 @@ def rescale(plan: Plan, *, epochs: Optional[int] = None, max_train_size: Optiona
 
 # ----------------------------------------------------------------------------- common pieces
 QUICK_DATA = dict(train_size=256, val_size=128, test_size=128)
-# Measurements (keys: nets.measure.MEASUREMENTS; dispatch: nets.train.measure_model). The Hessian norm
+# Measurements (keys: nets.measurements.MEASUREMENTS; dispatch: nets.measurements.measure_model). The Hessian norm
 # to read is hessian_frobenius_hutchinson (exact HVPs); hessian_norm_fd is the paper's finite-difference
 # number, kept for comparison but unreliable on ReLU nets (it grows as eps -> 0; nets.measure docstring).
 # quick: every measurement path on a small subset, cheap but with real tolerances (Lanczos to 1e-3;

@@ -67,6 +67,7 @@ import torch.nn.functional as F
 
 from . import data as data_mod
 from . import schedules
+from .measurements import _measure_inputs, _to_jsonable, measure_model, tracked_spec  # noqa: F401
 from .models import MODELS, build_model, check_model_kwargs, count_parameters
 from .progress import Progress
 
@@ -668,8 +669,8 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
         prog.update(1, loss=f"{hist['train_loss_running'][-1]:.3g}",
                     **({"val_acc": f"{hist['val_acc'][-1]:.3f}"} if hist["val_acc"][-1] is not None else {}))
         if _track_now(cfg, epoch, status):
-            prog.phase("measuring (tracked)")
-            hist["tracked"].append(dict(epoch=epoch + 1, **measure_model(model, data, tracked_spec(cfg))))
+            hist["tracked"].append(dict(epoch=epoch + 1, **measure_model(
+                model, data, tracked_spec(cfg), progress=lambda key: prog.phase(f"measuring {key} (tracked)"))))
         if status != "diverged":
             best = _update_best(best, cfg, hist, lambda: {k: v.detach().clone() for k, v in model.state_dict().items()})
         if out is not None:
@@ -683,9 +684,9 @@ def train_run(cfg: RunConfig, out_dir: str | os.PathLike | None = None, *, data:
         return dict(config=cfg.to_dict(), status="interrupted", history=hist, epochs_done=len(hist["epoch"]))
     if status != "diverged":
         status = "completed"
-    prog.phase("measuring (end of run)")
     result = _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best,
-                     step=dict(step_path="eager", trainer="train_run", eval_wall_s=eval_s))
+                     step=dict(step_path="eager", trainer="train_run", eval_wall_s=eval_s),
+                     progress=lambda key: prog.phase(f"measuring {key} (end of run)"))
     prog.close(f"{status} after {len(hist['epoch'])} epochs: training and evaluation {wall:.1f} s (evaluation "
                f"{eval_s:.1f} s), measurements {result['measurements'].get('measure_wall_s', 0.0):.1f} s")
     if out is not None and (out / CHECKPOINT).is_file():
@@ -722,7 +723,7 @@ def _update_best(best, cfg, hist, state_fn):
     return best
 
 
-def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=None, step=None):
+def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=None, step=None, progress=None):
     samples = sum(s * b for s, b in zip(hist["steps"], hist["batch_size"]))
     final = {k: v[-1] for k, v in hist.items() if v and k not in ("tracked", "logged_step", "logged_loss")}
     conv = convergence(hist) if status == "completed" else dict(converged=False, criterion=CONVERGENCE_CRITERION,
@@ -738,12 +739,12 @@ def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=N
         measurements={},
     )
     if status == "completed" and cfg.measure:
-        result["measurements"] = measure_model(model, data, cfg.measure)
+        result["measurements"] = measure_model(model, data, cfg.measure, progress=progress)
         if best is not None:
             mb = copy.deepcopy(model)
             mb.load_state_dict(best["state"])
             result["measurements_best_val"] = dict(epoch=best["epoch"], val_acc=best["val_acc"],
-                                                   **measure_model(mb, data, cfg.measure))
+                                                   **measure_model(mb, data, cfg.measure, progress=progress))
     if out is not None:
         if cfg.save_model:
             atomic_torch_save(out / MODEL, model.state_dict())
@@ -753,7 +754,6 @@ def _finish(cfg, model, data, hist, status, div_epoch, wall, bs_err, out, best=N
 
 # ----------------------------------------------------------------------------- measurements
 # the spec registry and the dispatcher live in nets.measurements
-from .measurements import _measure_inputs, _to_jsonable, measure_model, tracked_spec  # noqa: E402,F401
 
 
 @torch.no_grad()
@@ -1132,9 +1132,9 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
                     **({"diverged": sum(s_ == "diverged" for s_ in status)} if "diverged" in status else {}))
         for k, c in enumerate(cfgs):
             if _track_now(c, epoch, status[k]):
-                prog.phase(f"measuring (tracked, {c.name})")
-                hists[k]["tracked"].append(dict(epoch=epoch + 1, **measure_model(group.member(k), data,
-                                                                                  tracked_spec(c))))
+                hists[k]["tracked"].append(dict(epoch=epoch + 1, **measure_model(
+                    group.member(k), data, tracked_spec(c),
+                    progress=lambda key, name=c.name: prog.phase(f"measuring {key} (tracked, {name})"))))
             if status[k] != "diverged":
                 best[k] = _update_best(best[k], c, hists[k], lambda: group.member_state(k))
         if ck_path is not None:
@@ -1161,10 +1161,10 @@ def train_group(cfgs: Sequence[RunConfig], out_dirs: Sequence[str | os.PathLike]
             results[k] = finished_before[k]
             continue
         st = "diverged" if status[k] == "diverged" else "completed"
-        prog.phase(f"measuring (end of run, {c.name})")
         write = outs is not None and all(done)
         r = _finish(c, group.member(k), data, hists[k], st, div_epoch[k], wall / K, bs_err, None, best[k],
-                    step=step_info)
+                    step=step_info, progress=lambda key, name=c.name: prog.phase(f"measuring {key} (end of run, "
+                                                                                  f"{name})"))
         if write:
             if c.save_model:
                 atomic_torch_save(outs[k] / MODEL, group.member(k).state_dict())
