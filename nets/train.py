@@ -70,6 +70,7 @@ from . import schedules
 from .measurements import _measure_inputs, _to_jsonable, measure_model, tracked_spec  # noqa: F401
 from .models import MODELS, build_model, check_model_kwargs, count_parameters
 from .progress import Progress
+from .results import CONVERGENCE_CRITERION, convergence  # noqa: F401  (re-exported: part of the trainer's record)
 
 RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
@@ -79,15 +80,6 @@ CHECKPOINT_FORMAT = 2                      # bumped when the checkpoint layout c
 
 #: How :func:`train_group` runs its step: "auto" is "cuda-graph" on CUDA and "eager" elsewhere.
 STEP_PATHS = ("auto", "cuda-graph", "compiled", "eager")
-
-# Convergence criterion (see :func:`convergence`); recorded in every completed result.
-CONVERGED_MIN_TRAIN_ACC = 0.99   # the run fits its training set: it sits in a minimum of the training loss
-CONVERGED_WINDOW = 0.10          # ... and has stopped descending: over the last 10% of the epochs (>= 1 epoch)
-CONVERGED_MAX_LOSS_DROP = 0.02   # the full-training-set loss fell by at most this many nats
-CONVERGENCE_CRITERION = (f"train accuracy >= {CONVERGED_MIN_TRAIN_ACC:.0%} at the end and train loss down by at most "
-                         f"{CONVERGED_MAX_LOSS_DROP} nats over the last {CONVERGED_WINDOW:.0%} of the epochs "
-                         "(at least one epoch)")
-
 
 class ConfigError(ValueError):
     """A run configuration is invalid (message names the field)."""
@@ -425,27 +417,6 @@ class StepLog:
     def extend(self, hist: dict, values: list) -> None:
         hist["logged_step"].extend(self.steps)
         hist["logged_loss"].extend(values)
-
-
-def convergence(history: dict) -> dict:
-    """Whether a run converged, by :data:`CONVERGENCE_CRITERION`: the final train accuracy (full
-    training set, eval mode) is at least :data:`CONVERGED_MIN_TRAIN_ACC` and the train loss fell by at
-    most :data:`CONVERGED_MAX_LOSS_DROP` nats over the last ⌈:data:`CONVERGED_WINDOW`·epochs⌉ epochs
-    (at least one). A run still descending, or one that does not fit its data, has not reached the
-    minimum whose sharpness the theory predicts, so graded statements leave it out."""
-    loss, acc = history.get("train_loss", []), history.get("train_acc", [])
-    window = max(1, math.ceil(CONVERGED_WINDOW * len(loss)))
-    if len(loss) <= window:
-        return dict(converged=False, criterion=CONVERGENCE_CRITERION, train_acc=acc[-1] if acc else None,
-                    loss_drop=None, window_epochs=window, reason="fewer epochs than the window needs")
-    drop = float(loss[-1 - window] - loss[-1])
-    fits = bool(acc[-1] >= CONVERGED_MIN_TRAIN_ACC)
-    flat = bool(math.isfinite(drop) and drop <= CONVERGED_MAX_LOSS_DROP)
-    reason = "" if fits and flat else "; ".join(
-        ([f"train accuracy {acc[-1]:.4f} < {CONVERGED_MIN_TRAIN_ACC}"] if not fits else [])
-        + ([f"train loss still falling ({drop:.4g} nats over the last {window} epoch(s))"] if not flat else []))
-    return dict(converged=fits and flat, criterion=CONVERGENCE_CRITERION, train_acc=float(acc[-1]),
-                loss_drop=drop, window_epochs=window, reason=reason)
 
 
 # ----------------------------------------------------------------------------- step paths

@@ -1,7 +1,8 @@
 """The η/S grids (Fig. 1, 8, 9) against the theory: statements a referee can check, and their figures.
 
-Every graded statement uses converged runs only (:func:`nets.train.convergence`: the run fits its
-training set and its loss has stopped falling) and says how many runs it left out. Statements:
+Every graded statement uses converged runs only (:func:`nets.results.convergence`: the run fits its
+training set, its loss has stopped falling, and its end point is not inside a loss spike) and says
+how many runs it left out. Statements:
 
 * **convergence** — how many runs converged, and which did not (reported);
 * **sharpness vs η/S** — Spearman ρ(log ‖H‖_F, log η/S) and ρ(log λ_max, log η/S) with 95%
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from nets.results import CONVERGENCE_CRITERION
 
 from . import stats as S
 from .nets_results import HNORM_LABELS, MIN_RUNS, _hnorm_estimator, _plt, _save, _topeig, corr_statement, log_axis, \
@@ -189,8 +192,8 @@ def analyse_grid(exp: dict, out: Path, *, acc_sign: Optional[int] = 1, split_by:
         conv = [r for r in grows if r["converged"]]
         left = [r["name"] for r in grows if not r["converged"]]
         statements.append(dict(statement=(
-            f"{tag}convergence: {len(conv)} of {len(grows)} completed runs converged (train accuracy >= 99% and train "
-            f"loss flat over the last 10% of epochs); left out of the graded statements: "
+            f"{tag}convergence: {len(conv)} of {len(grows)} completed runs converged ({CONVERGENCE_CRITERION}); left out "
+            f"of the graded statements: "
             f"{', '.join(left) if left else 'none'}"), n=len(grows), n_converged=len(conv), excluded=left))
         n = _vals(conv, "noise")
         if col:

@@ -176,6 +176,8 @@ def _hist(loss, acc):
     ([0.04, 0.03], [0.999, 0.999], True),                         # two epochs: window of one
     ([0.05], [1.0], False),                                       # one epoch: no window
     ([0.05] * 11 + [float("nan")], [0.999] * 12, False),          # a NaN loss never counts as flat
+    ([2e-4] * 11 + [1.1e-2], [1.0] * 11 + [0.995], False),        # measured inside a late loss spike (55x median)
+    ([2e-4] * 9 + [9e-3, 2e-4, 3e-4], [1.0] * 12, True),          # a spike that has passed: end within 3x median
 ])
 def test_convergence_criterion(loss, acc, expected):
     c = T.convergence(_hist(loss, acc))
@@ -185,6 +187,8 @@ def test_convergence_criterion(loss, acc, expected):
         assert c["window_epochs"] == math.ceil(0.1 * len(loss))
     if not expected and len(loss) > 1:
         assert c["reason"]
+    if loss[-1] == 1.1e-2:
+        assert "loss spike" in c["reason"] and c["loss_over_median"] == pytest.approx(55.0)
 
 
 def test_results_carry_convergence(tiny_root, tmp_path):
