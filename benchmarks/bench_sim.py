@@ -26,8 +26,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sim import _kernels  # noqa: E402
-from sim.sde import BIT_GENERATOR, DEFAULT_BLOCK_SIZE, block_states, simulate_sde  # noqa: E402
+from sim import rng as _rng  # noqa: E402
+from sim.engine import DEFAULT_BLOCK_SIZE  # noqa: E402
+from sim.rng import BIT_GENERATOR, block_states  # noqa: E402
+from sim.sde import simulate_sde  # noqa: E402
 from sim.sgd import simulate_sgd  # noqa: E402
 from theory.landscapes import IsotropicNoiseFiniteSum, QuarticDoubleWell  # noqa: E402
 
@@ -87,7 +89,7 @@ def _sim_normals(buf, st, T):
     B = buf.shape[0]
     for t in range(T):
         for i in range(B):
-            buf[i], a, b, c, w = _kernels._normal(a, b, c, w)
+            buf[i], a, b, c, w = _rng.normal(a, b, c, w)
     st[0], st[1], st[2], st[3] = a, b, c, w
 
 
@@ -98,7 +100,7 @@ def _sim_uniforms(buf, st, T, S):
     for t in range(T):
         for i in range(B):
             for k in range(S):
-                buf[i], a, b, c, w = _kernels._uniform(a, b, c, w)
+                buf[i], a, b, c, w = _rng.uniform(a, b, c, w)
     st[0], st[1], st[2], st[3] = a, b, c, w
 
 

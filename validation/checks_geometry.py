@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from sim import geometry_experiments as gx
+from validation.protocols import geometry as gx
 from theory import noise_geometry as ng
 from theory.two_layer import TwoLayerRegression
 from validation.core import Context, register
