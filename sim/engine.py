@@ -193,7 +193,7 @@ def _block_kernel(x, v, div_step, state, n_steps, n_sub, bound, args, obs, work)
     loop inside (independent particles give the processor independent work at every step;
     one particle alone is a chain of dependent operations), groups one after the other.  The
     block's random stream is consumed in that order: group by group, step by step, particle by
-    particle (diverged particles skipped).
+    particle, over the live particles (a list kept in order, so diverged particles cost nothing).
 
     Bound names: STEP(th, vl, xn, vn, g, z, t, coefficients, args, work, pstate, i, a, b, c, w)
     -> (a, b, c, w) writes the state proposed for particle i after step t into xn (and vn; g and
@@ -216,12 +216,17 @@ def _block_kernel(x, v, div_step, state, n_steps, n_sub, bound, args, obs, work)
         vl[k] = 0.0
         vn[k] = 0.0
     pstate = np.zeros((LANES, 2), dtype=np.int64)  # noqa: F821
+    live = np.empty(LANES, dtype=np.int64)  # noqa: F821 - the group's live particles, in order
     inv_sub = 1.0 / n_sub
     ra, rb, rc, rw = state[0], state[1], state[2], state[3]
     for first in range(0, n, LANES):  # noqa: F821
         last = min(n, first + LANES)  # noqa: F821
+        n_live = 0
         for i in range(first, last):
             START(pstate, i - first, args, work)  # noqa: F821
+            if div_step[i] < 0:
+                live[n_live] = i
+                n_live += 1
         # the last pass (t = n_steps) only observes the final states: one call site for STEP and
         # one for OBSERVE (each is inlined, so the kernel compiles faster)
         for t in range(n_steps + 1):
@@ -229,9 +234,9 @@ def _block_kernel(x, v, div_step, state, n_steps, n_sub, bound, args, obs, work)
             for sub in range(n_sub if t < n_steps else 1):
                 step = t if sub == 0 else -1
                 time = t + sub * inv_sub
-                for i in range(first, last):
-                    if div_step[i] >= 0:
-                        continue
+                lost = False
+                for q in range(n_live):
+                    i = live[q]
                     for k in range(d):
                         th[k] = x[i, k]
                         if MOMENTUM:  # noqa: F821
@@ -251,11 +256,19 @@ def _block_kernel(x, v, div_step, state, n_steps, n_sub, bound, args, obs, work)
                             ok = False
                     if not ok:
                         div_step[i] = t
+                        lost = True
                         continue
                     for k in range(d):
                         x[i, k] = xn[k]
                         if MOMENTUM:  # noqa: F821
                             v[i, k] = vn[k]
+                if lost:  # drop the diverged, keeping the order (and so the stream) of the others
+                    kept = 0
+                    for q in range(n_live):
+                        if div_step[live[q]] < 0:
+                            live[kept] = live[q]
+                            kept += 1
+                    n_live = kept
     state[0], state[1], state[2], state[3] = ra, rb, rc, rw
 
 

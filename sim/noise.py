@@ -26,7 +26,7 @@ from theory._numba import jit, specialise
 __all__ = ["NoiseModel", "Isotropic", "ConstantCovariance", "StateDependent", "cholesky_psd"]
 
 
-@numba.njit(nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always", cache=True)
 def cholesky_psd(c, lo):
     """Lower Cholesky factor of a symmetric PSD matrix; a zero pivot (up to round-off) gives a
     zero column, so lo @ lo.T == c for PSD c."""

@@ -83,6 +83,19 @@ def _every(name: str, every) -> int:
     return _checks.check_int(name, every, minimum=1)
 
 
+class _Periodic(Observer):
+    """An observer of the states after every ``every`` steps (step 0 included), through
+    :func:`_record_hook` writing them into an array (n_times, particles, d)."""
+
+    def __init__(self, every: int):
+        self.every = _every(f"{type(self).__name__} every", every)
+        self.hook = jit(_record_hook, f"{type(self).__name__} hook")
+
+    def prepare(self, run):
+        super().prepare(run)
+        self.steps = np.arange(0, run.n_steps + 1, self.every, dtype=np.int64)
+
+
 # --------------------------------------------------------------------------------------------
 # Record
 # --------------------------------------------------------------------------------------------
@@ -94,19 +107,14 @@ def _record_hook(data, i, step, time, theta):
             traj[r, i, k] = theta[k]
 
 
-class Record(Observer):
+class Record(_Periodic):
     """States after every ``every`` steps (step 0 included): ``result.trajectory`` (n_rec, M, d)
     and ``result.record_steps``; a diverged particle keeps its frozen state."""
 
     name = "record"
 
-    def __init__(self, every: int):
-        self.every = _every("Record every", every)
-        self.hook = jit(_record_hook, "Record hook")
-
     def prepare(self, run):
         super().prepare(run)
-        self.steps = np.arange(0, run.n_steps + 1, self.every, dtype=np.int64)
         self.trajectory = np.full((self.steps.size, run.n_particles, run.dim), np.nan)
 
     def block_data(self, b, rows):
@@ -246,7 +254,7 @@ class Histogram(Observer):
 # --------------------------------------------------------------------------------------------
 # Basins
 # --------------------------------------------------------------------------------------------
-class Basins(Observer):
+class Basins(_Periodic):
     """Every ``every`` steps (step 0 included) the number and fraction of live particles in the
     basin of each minimum (``landscape.basin_index``, minima in ``landscape.minima()`` order):
     ``result.basin_counts``, ``result.basin_occupancy`` (n_times, K), ``result.basin_steps``.  The
@@ -254,13 +262,8 @@ class Basins(Observer):
 
     name = "basins"
 
-    def __init__(self, every: int):
-        self.every = _every("Basins every", every)
-        self.hook = jit(_record_hook, "Basins hook")
-
     def prepare(self, run):
         super().prepare(run)
-        self.steps = np.arange(0, run.n_steps + 1, self.every, dtype=np.int64)
         self.n_minima = len(run.landscape.minima())
         self.counts = np.zeros((run.n_blocks, self.steps.size, self.n_minima), dtype=np.int64)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba.extending import register_jitable
 
 from theory import _checks
 from theory.landscapes.base import Landscape
@@ -20,58 +21,53 @@ from theory.landscapes.base import Landscape
 __all__ = ["GaussianWells", "double_well_1d", "wells_2d", "multi_well"]
 
 
+@register_jitable(inline="always")
+def _precision_times(theta, centers, precisions, k, i):
+    """(P_k (θ − m_k))_i."""
+    s = 0.0
+    for j in range(theta.shape[0]):
+        s += precisions[k, i, j] * (theta[j] - centers[k, j])
+    return s
+
+
+@register_jitable(inline="always")
+def _weight(theta, centers, depths, precisions, k):
+    """w_k = D_k exp(−½ (θ − m_k)ᵀP_k(θ − m_k))."""
+    q = 0.0
+    for i in range(theta.shape[0]):
+        q += (theta[i] - centers[k, i]) * _precision_times(theta, centers, precisions, k, i)
+    return depths[k] * math.exp(-0.5 * q)
+
+
 def value(theta, centers, depths, precisions, offset):
-    d = theta.shape[0]
     v = offset
     for k in range(depths.shape[0]):
-        q = 0.0  # (θ − m_k)ᵀP_k(θ − m_k)
-        for i in range(d):
-            s = 0.0
-            for j in range(d):
-                s += precisions[k, i, j] * (theta[j] - centers[k, j])
-            q += (theta[i] - centers[k, i]) * s
-        v -= depths[k] * math.exp(-0.5 * q)
+        v -= _weight(theta, centers, depths, precisions, k)
     return v
 
 
 def gradient(theta, centers, depths, precisions, offset, out):
-    """Σ_k w_k P_k y_k, w_k = D_k exp(−½ y_kᵀP_k y_k), y_k = θ − m_k (P_k y_k computed twice:
-    no scratch array, no allocation)."""
-    d = theta.shape[0]
-    for i in range(d):
+    """Σ_k w_k P_k (θ − m_k) (P_k (θ − m_k) computed twice: no scratch array, no allocation)."""
+    for i in range(theta.shape[0]):
         out[i] = 0.0
     for k in range(depths.shape[0]):
-        q = 0.0
-        for i in range(d):
-            s = 0.0
-            for j in range(d):
-                s += precisions[k, i, j] * (theta[j] - centers[k, j])
-            q += (theta[i] - centers[k, i]) * s
-        w = depths[k] * math.exp(-0.5 * q)
-        for i in range(d):
-            s = 0.0
-            for j in range(d):
-                s += precisions[k, i, j] * (theta[j] - centers[k, j])
-            out[i] += w * s
+        w = _weight(theta, centers, depths, precisions, k)
+        for i in range(theta.shape[0]):
+            out[i] += w * _precision_times(theta, centers, precisions, k, i)
     return out
 
 
 def hessian(theta, centers, depths, precisions, offset, out):
-    """Σ_k w_k (P_k − P_k y_k y_kᵀ P_k)."""
+    """Σ_k w_k (P_k − P_k y_k y_kᵀ P_k), y_k = θ − m_k."""
     d = theta.shape[0]
     py = np.empty(d)
     for i in range(d):
         for j in range(d):
             out[i, j] = 0.0
     for k in range(depths.shape[0]):
-        q = 0.0
+        w = _weight(theta, centers, depths, precisions, k)
         for i in range(d):
-            s = 0.0
-            for j in range(d):
-                s += precisions[k, i, j] * (theta[j] - centers[k, j])
-            py[i] = s
-            q += (theta[i] - centers[k, i]) * s
-        w = depths[k] * math.exp(-0.5 * q)
+            py[i] = _precision_times(theta, centers, precisions, k, i)
         for i in range(d):
             for j in range(d):
                 out[i, j] += w * (precisions[k, i, j] - py[i] * py[j])
