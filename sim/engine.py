@@ -235,8 +235,9 @@ def _block_kernel(x, v, div_step, state, n_steps, n_sub, bound, args, obs, work)
                 step = t if sub == 0 else -1
                 time = t + sub * inv_sub
                 lost = False
+                full = n_live == last - first  # no divergence yet: index directly
                 for q in range(n_live):
-                    i = live[q]
+                    i = first + q if full else live[q]
                     for k in range(d):
                         th[k] = x[i, k]
                         if MOMENTUM:  # noqa: F821
