@@ -11,6 +11,10 @@ trajectories and are extrapolated linearly (their cost is linear in steps × par
 output says so.  Timings: best of ``--repeats`` runs (after a warm-up compile run).
 
     python benchmarks/bench_sim.py [--particles 10000] [--steps 10000] [--threads 2]
+
+Compiled kernels are cached on disk: the "first call" lines say how many numba compilations the
+first call needed (0 in a second process: everything is loaded from the cache).  The last
+section runs SGD without replacement on N = 10⁷ samples and prints the process's peak memory.
 """
 from __future__ import annotations
 
@@ -21,13 +25,18 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import resource
+
 import numba
 import numpy as np
+from numba.core import event
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sim import _kernels  # noqa: E402
-from sim.sde import BIT_GENERATOR, DEFAULT_BLOCK_SIZE, block_states, simulate_sde  # noqa: E402
+from sim import rng as _rng  # noqa: E402
+from sim.engine import DEFAULT_BLOCK_SIZE  # noqa: E402
+from sim.rng import BIT_GENERATOR, block_states  # noqa: E402
+from sim.sde import simulate_sde  # noqa: E402
 from sim.sgd import simulate_sgd  # noqa: E402
 from theory.landscapes import IsotropicNoiseFiniteSum, QuarticDoubleWell  # noqa: E402
 
@@ -49,6 +58,28 @@ class Timing(float):
 
     def __truediv__(self, k):
         return Timing(float(self) / k, self.cpu / k)
+
+
+class _CompileCount(event.Listener):
+    """Counts numba compilations (the ``numba:compile`` events) while installed."""
+
+    def __init__(self):
+        self.n = 0
+
+    def on_start(self, ev):
+        self.n += 1
+
+    def on_end(self, ev):
+        pass
+
+
+def first_call(fn):
+    """(seconds, number of numba compilations) of a first call."""
+    counter = _CompileCount()
+    t0 = time.perf_counter()
+    with event.install_listener("numba:compile", counter):
+        fn()
+    return time.perf_counter() - t0, counter.n
 
 
 def best_time(fn, repeats):
@@ -87,7 +118,7 @@ def _sim_normals(buf, st, T):
     B = buf.shape[0]
     for t in range(T):
         for i in range(B):
-            buf[i], a, b, c, w = _kernels._normal(a, b, c, w)
+            buf[i], a, b, c, w = _rng.normal(a, b, c, w)
     st[0], st[1], st[2], st[3] = a, b, c, w
 
 
@@ -98,7 +129,7 @@ def _sim_uniforms(buf, st, T, S):
     for t in range(T):
         for i in range(B):
             for k in range(S):
-                buf[i], a, b, c, w = _kernels._uniform(a, b, c, w)
+                buf[i], a, b, c, w = _rng.uniform(a, b, c, w)
     st[0], st[1], st[2], st[3] = a, b, c, w
 
 
@@ -257,13 +288,12 @@ def main(argv=None):
     # ---- EM ---------------------------------------------------------------------------------
     kw = dict(lr=lr, batch_size=S_em, sigma2=sigma2, n_steps=T, n_particles=M, theta0=-1.0, seed=0,
               n_threads=thr, block_size=args.block_size)
-    t0 = time.perf_counter()
-    simulate_sde(land, **{**kw, "n_steps": 2, "n_particles": 8})
-    t_compile = time.perf_counter() - t0
+    t_compile, n_compiled = first_call(lambda: simulate_sde(land, **{**kw, "n_steps": 2, "n_particles": 8}))
     em = best_time(lambda: simulate_sde(land, **kw), R)
     print("columns: particle-steps per wall second, per CPU second (all threads of the process), and sim's speed-up")
     print("over each (wall and CPU-time based; the CPU-time ratio is robust to other load on the machine)\n")
-    print(f"Euler-Maruyama (sim.simulate_sde; first call incl. numba compile {t_compile:.2f} s)")
+    print(f"Euler-Maruyama (sim.simulate_sde; first call {t_compile:.2f} s with {n_compiled} numba compilations: "
+          f"{'kernels loaded from the disk cache' if n_compiled == 0 else 'compiled and cached for the next process'})")
     print(f"  {'sim.simulate_sde':<56s} {work / em:9.3g} /s {work / em.cpu:9.3g} /cpu-s   "
           f"({float(em):.2f} s wall, {em.cpu:.2f} s cpu for the full run)")
     numba_floor(8, 2, 1, args.block_size)
@@ -306,11 +336,10 @@ def main(argv=None):
     fs = IsotropicNoiseFiniteSum(land, N, sigma2, seed=0)
     kws = dict(lr=lr, batch_size=S, n_steps=T, n_particles=M, theta0=-1.0, seed=0, n_threads=thr,
                block_size=args.block_size)
-    t0 = time.perf_counter()
-    simulate_sgd(fs, **{**kws, "n_steps": 2, "n_particles": 8})
-    t_compile = time.perf_counter() - t0
+    t_compile, n_compiled = first_call(lambda: simulate_sgd(fs, **{**kws, "n_steps": 2, "n_particles": 8}))
     simulate_sgd(fs, replacement=True, **{**kws, "n_steps": 2, "n_particles": 8})
-    print(f"\nExact minibatch SGD, N = {N}, S = {S} (sim.simulate_sgd; first call incl. compile {t_compile:.2f} s)")
+    print(f"\nExact minibatch SGD, N = {N}, S = {S} (sim.simulate_sgd; first call {t_compile:.2f} s with {n_compiled} "
+          "numba compilations)")
     for repl in (False, True):
         t_sgd = best_time(lambda: simulate_sgd(fs, replacement=repl, **kws), R)
         label = "with replacement" if repl else "without replacement (epochs)"
@@ -331,6 +360,16 @@ def main(argv=None):
     Tn = min(Ts, 2 * (N // S))
     t = best_time(lambda: numpy_sgd(M, Tn, lr, S, fs.data), R) * T / Tn
     row("NumPy vectorised minibatch SGD (permuted per epoch)", t, sgd, f"[extrapolated from {Tn} steps]")
+
+    # ---- memory: sampling without replacement from N = 10^7 ---------------------------------
+    big = IsotropicNoiseFiniteSum(land, 10_000_000, sigma2, seed=0)
+    kwb = dict(lr=lr, batch_size=S, n_steps=200, n_particles=2048, theta0=-1.0, seed=0, n_threads=thr,
+               block_size=args.block_size)
+    t_big = best_time(lambda: simulate_sgd(big, **kwb), 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\nSGD without replacement, N = 10^7 samples (data {big.data.nbytes / 2**20:.0f} MiB), "
+          f"M = {kwb['n_particles']} x T = {kwb['n_steps']}: {kwb['n_particles'] * kwb['n_steps'] / t_big:.3g} /s; "
+          f"peak resident memory of this process {peak:.2f} GiB (one table of N indices per thread)")
     return 0
 
 

@@ -1,9 +1,14 @@
 """Simulators of SGD and its SDE (paper: "Three Factors Influencing Minima in SGD", §3, eq. 1).
 
-* :func:`sim.sde.simulate_sde` — Euler–Maruyama ensembles of the SDE (isotropic, constant
-  anisotropic or state-dependent noise; schedules; momentum; sub-stepping).
+* :func:`sim.sde.simulate_sde` — Euler–Maruyama ensembles of the SDE (noise models in
+  :mod:`sim.noise`; schedules; momentum; sub-stepping).
 * :func:`sim.sgd.simulate_sgd` — exact minibatch SGD ensembles on finite-sum landscapes.
+* :func:`sim.engine.run_ensemble` — the engine both run on (blocks, seeds, threads,
+  divergence), with observers from :mod:`sim.observers` (``Record``, ``Histogram``, ``Basins``,
+  ``FirstPassage``).
 * :class:`sim.results.SimResult` — their common result container (save / load).
+* :mod:`sim.fokker_planck`, :mod:`sim.chain` — grid solutions of the Fokker–Planck equation and
+  the exact law of the discrete 1-D chain.
 
 Submodules are imported lazily (``import sim`` is cheap and never imports torch).
 """
@@ -11,12 +16,21 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["simulate_sde", "simulate_sgd", "SimResult"]
+__all__ = ["simulate_sde", "simulate_sgd", "run_ensemble", "SimResult", "Record", "Histogram", "Basins",
+           "FirstPassage", "Isotropic", "ConstantCovariance", "StateDependent"]
 
 _LAZY = {
     "simulate_sde": ("sim.sde", "simulate_sde"),
     "simulate_sgd": ("sim.sgd", "simulate_sgd"),
+    "run_ensemble": ("sim.engine", "run_ensemble"),
     "SimResult": ("sim.results", "SimResult"),
+    "Record": ("sim.observers", "Record"),
+    "Histogram": ("sim.observers", "Histogram"),
+    "Basins": ("sim.observers", "Basins"),
+    "FirstPassage": ("sim.observers", "FirstPassage"),
+    "Isotropic": ("sim.noise", "Isotropic"),
+    "ConstantCovariance": ("sim.noise", "ConstantCovariance"),
+    "StateDependent": ("sim.noise", "StateDependent"),
 }
 
 

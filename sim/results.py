@@ -51,7 +51,7 @@ class SimResult:
         0-based index t of the SGD step during which the particle diverged (its state after
         t steps is the frozen one), −1 if it did not.
     trajectory, record_steps : (n_rec, M, d), (n_rec,) or None
-        States after ``record_steps[r]`` steps (``record_every`` thinning, step 0 included).
+        States after ``record_steps[r]`` steps (``Record(every)`` thinning, step 0 included).
     histogram : (n_bins,) or (n_bins_0, n_bins_1) int64 or None
         Counts of the non-diverged particles' states over the histogram window (see
         ``params['histogram']``); ``histogram_edges`` is a list of 1 or 2 edge arrays and
@@ -129,7 +129,7 @@ class SimResult:
         """Histogram counts normalised to a probability density over the edges' box
         (counts / (all samples × bin volume); samples outside the edges count in the total)."""
         if self.histogram is None:
-            raise ValueError("this run recorded no histogram (pass histogram=dict(edges=...))")
+            raise ValueError("this run recorded no histogram (pass observers=[Histogram(edges)])")
         widths = [np.diff(e) for e in self.histogram_edges]
         vol = widths[0] if len(widths) == 1 else np.outer(widths[0], widths[1])
         total = max(1, self.histogram_samples)
@@ -138,7 +138,7 @@ class SimResult:
     def first_passage_reached(self) -> np.ndarray:
         """Boolean mask of particles whose first-passage target was reached."""
         if self.first_passage_steps is None:
-            raise ValueError("this run recorded no first passage (pass first_passage=dict(target=..., radius=...))")
+            raise ValueError("this run recorded no first passage (pass observers=[FirstPassage(target, radius)])")
         return np.isfinite(self.first_passage_steps)
 
     def summary(self) -> str:

@@ -1,70 +1,178 @@
-"""Exact minibatch SGD ensembles on finite-sum landscapes L = (1/N) Σ_i l_i (the object the
+"""Exact minibatch SGD ensembles on finite-sum landscapes L = (1/N) Σ_j l_j (the object the
 paper is about; :mod:`sim.sde` is its SDE approximation, eq. 1).
 
 Each particle runs its own SGD:
 
-    θ ← θ − η_t g_B(θ),     g_B = (1/S_t) Σ_{i∈B} ∇l_i(θ)          (heavy ball: v ← μv − η_t g_B; θ ← θ + v)
+    θ ← θ − η_t g_B(θ),     g_B = (1/S_t) Σ_{j∈B} ∇l_j(θ)          (heavy ball: v ← μv − η_t g_B; θ ← θ + v)
 
 with the minibatch B of S_t samples drawn
 
-* without replacement (default): per particle an independent random permutation of the N
-  samples is consumed S_t at a time (an incremental Fisher–Yates shuffle, which has exactly
-  the law of a fresh uniform permutation at every epoch start); when fewer than S_t samples
-  remain in the epoch, a new epoch starts with a fresh permutation (the N mod S left-over samples
-  are skipped in that epoch, as with ``drop_last``).  The per-step gradient noise then has
-  covariance C·(1/S − 1/N)·N/(N − 1) (:func:`theory.discrete.finite_data_noise_factor`),
-  and successive steps within an epoch are (weakly, O(1/N)) negatively correlated;
+* without replacement (default): per particle a uniformly random permutation of the N samples
+  per epoch, consumed S_t at a time; when fewer than S_t samples remain, a new epoch starts
+  with a fresh permutation (the N mod S left-over samples are skipped in that epoch, as with
+  ``drop_last``).  The per-step gradient noise then has covariance C·(1/S − 1/N)·N/(N − 1)
+  (:func:`theory.discrete.finite_data_noise_factor`), and successive steps within an epoch are
+  (weakly, O(1/N)) negatively correlated;
 * with replacement (``replacement=True``): S_t i.i.d. uniform indices, noise covariance C/S.
 
-Parallelism / determinism as :mod:`sim.sde` (blocks of particles with their own
-``SeedSequence.spawn`` generators, nogil kernels in a thread pool; bit-identical results for any
-thread count), except that inside a block the particle loop is the outer one (each particle's
-permutation row of N indices stays in L1 cache for all its steps); the block's random stream is
-consumed particle by particle within each recording segment.  Random indices are
-``floor(u·span)`` of 53-bit uniforms (bias < span·2⁻⁵³, see :mod:`sim._kernels`).
+Sampling without replacement is Fisher–Yates drawn lazily (:func:`draw_without_replacement`):
+the k-th sample of an epoch is the entry at a uniform position among the N − k entries of a
+table of sample indices not yet used in the epoch.  Fisher–Yates with exactly uniform integers
+(:func:`sim.rng.bounded`) applied to any arrangement of the table that does not depend on its
+own draws gives a uniformly random permutation, independent of that arrangement: so one table
+of N entries per thread serves every particle (each runs its whole run before the next, and
+each epoch simply continues from the arrangement the last one left), and memory is O(N) per
+thread whatever the ensemble size.  The table is reset to the identity at the start of every
+block, so what a block draws never depends on the blocks its thread ran before, and results
+do not depend on the thread count.
+
+Parallelism, seeds, divergence and observers are the engine's (:mod:`sim.engine`).
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-from sim import _kernels
+from sim.engine import DEFAULT_BLOCK_SIZE, per_step_values, run_ensemble
 from sim.results import SimResult
-from sim.sde import (
-    DEFAULT_BLOCK_SIZE,
-    _batch_values,
-    _check_loss_at,
-    _every,
-    _first_passage_spec,
-    _histogram_spec,
-    _lr_values,
-    _make_result,
-    _run_blocks,
-    _seed_sequence,
-    _theta0,
-)
+from sim.rng import bounded
 from theory import _checks
+from theory._numba import specialise
 
-__all__ = ["simulate_sgd"]
+__all__ = ["simulate_sgd", "MinibatchSGD", "draw_without_replacement"]
+
+
+@numba.njit(nogil=True, inline="always")
+def draw_without_replacement(table, position, offset):
+    """The sample at ``position`` of the current epoch, given a uniform ``offset`` in
+    0 .. N − 1 − position: one Fisher–Yates step (swap entries ``position`` and
+    ``position + offset`` of ``table``, return the new entry at ``position``)."""
+    j = position + offset
+    drawn = table[j]
+    table[j] = table[position]
+    table[position] = drawn
+    return drawn
+
+
+def _sgd_coefficients(t, args):
+    """(η_t, S_t, 1/S_t) of step t."""
+    batch = args[2][t]
+    return args[1][t], batch, 1.0 / batch
+
+
+def _sgd_step(th, vl, xn, vn, g, tmp, t, coefficients, args, work, pstate, lane, ra, rb, rc, rw):
+    """One step t: the minibatch gradient at th, then xn = th − η_t g_B (heavy ball: through vn)."""
+    cparams = args[0]
+    mu = args[3]
+    n_samples = args[4]
+    eta, batch, weight = coefficients
+    d = th.shape[0]
+    SHARED_GRADIENT(th, cparams, g)  # noqa: F821
+    if REPLACEMENT:  # noqa: F821
+        for _ in range(batch):
+            sample, ra, rb, rc, rw = bounded(n_samples, ra, rb, rc, rw)
+            ADD_SAMPLE_GRADIENT(th, cparams, sample, weight, g, tmp)  # noqa: F821
+    else:
+        table = work
+        position = pstate[lane, 0]
+        if position + batch > n_samples:
+            position = 0
+        for _ in range(batch):
+            offset, ra, rb, rc, rw = bounded(n_samples - position, ra, rb, rc, rw)
+            sample = draw_without_replacement(table, position, offset)
+            ADD_SAMPLE_GRADIENT(th, cparams, sample, weight, g, tmp)  # noqa: F821
+            position += 1
+        pstate[lane, 0] = position
+    for k in range(d):
+        if MOMENTUM:  # noqa: F821
+            vn[k] = mu * vl[k] - eta * g[k]
+            xn[k] = th[k] + vn[k]
+        else:
+            xn[k] = th[k] - eta * g[k]
+    return ra, rb, rc, rw
+
+
+def _sgd_start(pstate, lane, args, work):
+    pstate[lane, 0] = args[4]  # position N: the particle's first step starts an epoch
+
+
+class MinibatchSGD:
+    """Exact minibatch SGD as an engine method (:mod:`sim.engine`); ``batch_size`` (or every
+    value of a per-step schedule) an integer in [1, N]."""
+
+    name = "minibatch_sgd"
+    n_sub = 1
+    lanes = 1  # particle by particle: one table of swaps per thread serves every particle
+
+    def __init__(self, landscape, *, lr, batch_size, n_steps: int, replacement: bool = False,
+                 momentum: float = 0.0):
+        comp = getattr(landscape, "compiled", None)
+        if getattr(comp, "add_sample_gradient", None) is None or not hasattr(landscape, "n_samples"):
+            raise ValueError(
+                f"landscape must be a finite-sum landscape (e.g. IsotropicNoiseFiniteSum, LeastSquares), "
+                f"got {type(landscape).__name__}"
+            )
+        self.landscape = landscape
+        self.dim = int(landscape.dim)
+        self.n_samples = int(landscape.n_samples)
+        if self.n_samples >= 2 ** 32:
+            raise ValueError(f"n_samples must be < 2**32 for exact uniform sampling, got {self.n_samples}")
+        n_steps = _checks.check_int("n_steps", n_steps, minimum=1)
+        self.lr = per_step_values("lr", lr, n_steps, minimum=0.0, strict=True)
+        if np.ndim(batch_size) == 0 and batch_size is not None and not callable(batch_size):
+            _checks.check_batch_size(batch_size, self.n_samples)
+        self.batch_size = per_step_values("batch_size", batch_size, n_steps, minimum=1.0, strict=False,
+                                          upper=self.n_samples, integer=True).astype(np.int64)
+        self._lr_spec, self._bs_spec = lr, batch_size
+        _checks.check_in_range("momentum", momentum, 0.0, 1.0, closed="left")
+        self.momentum = float(momentum)
+        self.replacement = bool(replacement)
+        self._index_dtype = np.int32 if self.n_samples < 2 ** 31 else np.int64
+        self._identity = None if self.replacement else np.arange(self.n_samples, dtype=self._index_dtype)
+        self.args = (comp.params, self.lr, self.batch_size, self.momentum, self.n_samples)
+        self.step = specialise(_sgd_step, inline=True, SHARED_GRADIENT=comp.shared_gradient,
+                               ADD_SAMPLE_GRADIENT=comp.add_sample_gradient, REPLACEMENT=self.replacement,
+                               MOMENTUM=self.momentum > 0)
+        self.start = specialise(_sgd_start, inline=True)
+        self.coefficients = specialise(_sgd_coefficients, inline=True)
+
+    def workspace(self):
+        """Per-thread Fisher–Yates table: N sample indices (one entry when sampling with replacement)."""
+        return np.empty(1 if self.replacement else self.n_samples, dtype=self._index_dtype)
+
+    def start_block(self, workspace):
+        """Every block starts from the identity permutation: what a block draws never depends on
+        the blocks its thread ran before."""
+        if not self.replacement:
+            np.copyto(workspace, self._identity)
+
+    def check_start(self, theta0):
+        from sim.sde import _check_loss_at
+
+        _check_loss_at(self.landscape, theta0)
+
+    def describe(self):
+        scalar = lambda spec, vals: vals[0].item() if np.ndim(spec) == 0 and not callable(spec) else None  # noqa: E731
+        return dict(method=self.name, landscape=repr(self.landscape), n_samples=self.n_samples,
+                    replacement=self.replacement, lr=scalar(self._lr_spec, self.lr),
+                    batch_size=scalar(self._bs_spec, self.batch_size),
+                    lr_range=[float(self.lr.min()), float(self.lr.max())],
+                    batch_size_range=[int(self.batch_size.min()), int(self.batch_size.max())],
+                    momentum=self.momentum)
 
 
 def simulate_sgd(
     landscape,
     *,
-    lr=None,
-    batch_size=None,
+    lr,
+    batch_size,
     n_steps,
     n_particles,
     theta0,
     seed,
     replacement: bool = False,
     momentum: float = 0.0,
-    lr_schedule=None,
-    batch_schedule=None,
-    record_every=None,
-    histogram=None,
-    basin_every=None,
-    first_passage=None,
+    observers=(),
     divergence_bound: float = 1e6,
     n_threads=None,
     block_size: int = DEFAULT_BLOCK_SIZE,
@@ -72,102 +180,13 @@ def simulate_sgd(
 ) -> SimResult:
     """Ensemble of M independent exact minibatch-SGD runs on a finite-sum landscape.
 
-    θ ← θ − η_t (1/S_t) Σ_{i∈B_t} ∇l_i(θ)  (heavy ball: v ← μv − η_t g_B, θ ← θ + v), B_t drawn
+    θ ← θ − η_t (1/S_t) Σ_{j∈B_t} ∇l_j(θ)  (heavy ball: v ← μv − η_t g_B, θ ← θ + v), B_t drawn
     without replacement within an epoch (default) or with replacement; see the module docstring.
-    Arguments as :func:`sim.sde.simulate_sde` (no noise options: the noise is the data's).
-    ``batch_size`` (or every ``batch_schedule`` value) must be an integer in [1, N].
+    ``lr`` and ``batch_size`` are scalars or per-step schedules; the other arguments as
+    :func:`sim.sde.simulate_sde` (no noise options: the noise is the data's).
     """
-    if not (hasattr(landscape, "n_samples") and hasattr(landscape, "data")) or getattr(
-        landscape.kernels, "batch_grad", None
-    ) is None:
-        raise ValueError(
-            f"landscape must be a finite-sum landscape with a batch_grad kernel "
-            f"(e.g. IsotropicNoiseFiniteSum, LeastSquares), got {type(landscape).__name__}"
-        )
-    n_steps = _checks.check_int("n_steps", n_steps, minimum=1)
-    n_particles = _checks.check_int("n_particles", n_particles, minimum=1)
-    block_size = _checks.check_int("block_size", block_size, minimum=1)
-    N = int(landscape.n_samples)
-    d = int(landscape.dim)
-    x0 = _theta0(theta0, n_particles, d)
-    seed_seq, seed_rec = _seed_sequence(seed)
-    lr_vals = _lr_values(lr, lr_schedule, n_steps)
-    bs_vals = _batch_values(batch_size, batch_schedule, n_steps, N, integer=True)
-    bs_int = np.ascontiguousarray(bs_vals.astype(np.int64))
-    _checks.check_in_range("momentum", momentum, 0.0, 1.0, closed="left")
-    momentum = float(momentum)
-    _checks.check_positive("divergence_bound", divergence_bound, allow_inf=True)
-    replacement = bool(replacement)
-    data = np.ascontiguousarray(landscape.data, dtype=np.float64)
-    kern = landscape.kernels
-    _check_loss_at(landscape, x0, data=data, full_batch=True)
-
-    hist = _histogram_spec(histogram, d, n_steps)
-    fp = _first_passage_spec(first_passage, d, landscape)
-    record_steps = _every("record_every", record_every, n_steps)
-    basin_steps = _every("basin_every", basin_every, n_steps)
-    params_arr = np.ascontiguousarray(landscape.params, dtype=np.float64)
-    lr_arr = np.ascontiguousarray(lr_vals)
-    bound = float(divergence_bound)
-    perm_dtype = np.int16 if N <= np.iinfo(np.int16).max else np.int32
-    h, f = hist, fp
-
-    def kernel_for(inline):
-        adv = _kernels.sgd_kernel(kern.batch_grad, inline, replacement, momentum > 0)
-        # compile once here (not racing in the worker threads) on a 1-particle, 0-step block
-        perm0 = np.zeros((1, N), dtype=perm_dtype)
-        adv(x0[:1].copy(), np.zeros((1, d)), params_arr, data, 0, 0, lr_arr, bs_int, momentum, replacement, perm0,
-            np.zeros(1, dtype=np.int64), np.zeros(4, dtype=np.uint64), bound, np.full(1, -1, dtype=np.int64),
-            h["hist_mode"], h["burn"], h["every"], h["hd0"], h["hd1"], h["e0"], h["e1"], h["uni0"], h["uni1"],
-            h["inv0"], h["inv1"], np.zeros(h["shape"], dtype=np.int64), np.zeros(1, dtype=np.int64),
-            np.zeros(d + d * d), f["fp_on"], f["fp_target"], f["fp_r2"], np.full(1, np.inf))
-        return adv
-
-    try:
-        advance = kernel_for(True)
-    except numba.core.errors.NumbaError:  # the landscape's kernel cannot be inlined: call it
-        advance = kernel_for(False)
-
-    def init_block(nb, rng):
-        if replacement:
-            return (np.zeros((1, 1), dtype=perm_dtype), np.zeros(1, dtype=np.int64))
-        perm = np.tile(np.arange(N, dtype=perm_dtype), (nb, 1))  # writable even when nb == 1
-        pos = np.full(nb, N, dtype=np.int64)  # forces a new epoch at the first step
-        return (perm, pos)
-
-    def call(x, v, rng, t0, t1, div, hist_b, hist_out_b, hist_mom_b, fpt, extra):
-        perm, pos = extra
-        advance(x, v, params_arr, data, t0, t1, lr_arr, bs_int, momentum, replacement, perm, pos, rng, bound,
-                div, h["hist_mode"], h["burn"], h["every"], h["hd0"], h["hd1"], h["e0"], h["e1"],
-                h["uni0"], h["uni1"], h["inv0"], h["inv1"], hist_b, hist_out_b, hist_mom_b,
-                f["fp_on"], f["fp_target"], f["fp_r2"], fpt)
-
-    out = _run_blocks(theta0=x0, n_steps=n_steps, seed_seq=seed_seq, block_size=block_size,
-                      n_threads=n_threads, progress=progress, momentum=momentum > 0, call=call,
-                      init_block=init_block, record_steps=record_steps, basin_steps=basin_steps,
-                      landscape=landscape, hist=hist, fp=fp, desc="simulate_sgd")
-    params = dict(
-        method="minibatch_sgd",
-        landscape=repr(landscape),
-        n_samples=N,
-        replacement=replacement,
-        lr=None if lr_schedule is not None else float(lr_vals[0]),
-        batch_size=None if batch_schedule is not None else int(bs_int[0]),
-        lr_schedule=lr_schedule is not None,
-        batch_schedule=batch_schedule is not None,
-        lr_range=[float(lr_vals.min()), float(lr_vals.max())],
-        batch_size_range=[int(bs_int.min()), int(bs_int.max())],
-        n_steps=n_steps,
-        n_particles=n_particles,
-        dim=d,
-        seed=seed_rec,
-        momentum=momentum,
-        record_every=record_every,
-        histogram=hist["meta"],
-        basin_every=basin_every,
-        first_passage=fp["meta"],
-        divergence_bound=bound,
-        block_size=block_size,
-    )
-    return _make_result(out, params=params, record_steps=record_steps, basin_steps=basin_steps, hist=hist,
-                        divergence_bound=bound)
+    method = MinibatchSGD(landscape, lr=lr, batch_size=batch_size, n_steps=n_steps, replacement=replacement,
+                          momentum=momentum)
+    return run_ensemble(method, theta0=theta0, n_steps=n_steps, n_particles=n_particles, seed=seed,
+                        observers=observers, divergence_bound=divergence_bound, n_threads=n_threads,
+                        block_size=block_size, progress=progress)

@@ -5,7 +5,7 @@ import sys
 
 def test_theory_sim_validation_core_do_not_import_torch():
     code = (
-        "import sys, theory, sim, sim.sde, sim.sgd, sim.fokker_planck, theory.landscapes, "
+        "import sys, theory, sim, sim.sde, sim.sgd, sim.engine, sim.observers, sim.noise, sim.fokker_planck, theory.landscapes, "
         "validation.core, validation.runner; "
         "print('torch' in sys.modules)"
     )

@@ -1,5 +1,5 @@
 """Analytic theory of SGD noise (paper: "Three Factors Influencing Minima in SGD")."""
-from theory import discrete, gibbs, landscapes, minima, noise_geometry, scaling, two_layer
+from theory import discrete, escape, gibbs, landscapes, minima, noise_geometry, scaling, two_layer
 from theory.discrete import (
     breaking_beta,
     finite_data_noise_factor,

@@ -28,6 +28,7 @@ from theory import _checks
 from theory.gibbs import _out
 
 __all__ = [
+    "least_squares_stationary_covariance",
     "stationary_covariance",
     "stationary_variance",
     "stability_limit",
@@ -241,3 +242,28 @@ def stationary_variance_momentum(lam, *, lr, batch_size, sigma2, momentum, discr
             raise ValueError(f"lr * lam must be < 2 (1 + momentum) for stationarity, got lr = {lr!r}")
         return _out((1.0 + mu) * n * s2 / ((1.0 - mu) * lam_a * (2.0 * (1.0 + mu) - a)))
     return _out(n * s2 / (2.0 * lam_a * (1.0 - mu)))
+
+
+def least_squares_stationary_covariance(landscape, *, lr, batch_size):
+    """Exact stationary covariance of SGD with minibatches drawn with replacement on linear least
+    squares l_i = (x_i^T theta - y_i)^2 / 2 (``theory.landscapes.LeastSquares``, no L2 term):
+
+        Sigma = A Sigma A^T + (lr^2 / S) [C(theta*) + (1/N) sum_i (x_i^T Sigma x_i) x_i x_i^T - H Sigma H],
+
+    A = I - lr H, H = (1/N) sum_i x_i x_i^T.  Closed because the gradient is affine in theta and
+    E[theta] = theta* (App. E's state-dependent noise, without the linearisation C(theta) ~ C(theta*));
+    solved as one linear system in vec(Sigma).  Returns (Sigma, C(theta*), H)."""
+    _checks.check_positive("lr", lr)
+    _checks.check_batch_size(batch_size)
+    x = landscape.inputs
+    n, d = x.shape
+    star = landscape.minima()[0].location[None, :]
+    h = landscape.hessian(star)[0]
+    c_star = landscape.noise_covariance(star)[0]
+    a = np.eye(d) - lr * h
+    outer = np.einsum("ni,nj->nij", x, x).reshape(n, d * d)
+    m_op = outer.T @ outer / n
+    k = np.kron(a, a) + (lr ** 2 / batch_size) * (m_op - np.kron(h, h))
+    vec = np.linalg.solve(np.eye(d * d) - k, (lr ** 2 / batch_size) * c_star.reshape(-1))
+    s = vec.reshape(d, d)
+    return 0.5 * (s + s.T), c_star, h

@@ -37,6 +37,9 @@ __all__ = [
     "threshold_noise",
     "basin_probabilities",
     "simpson_weights",
+    "derivatives_1d",
+    "laplace_correction_1d",
+    "laplace_first_order_1d",
 ]
 
 
@@ -232,6 +235,40 @@ def simpson_weights(n: int, h: float) -> np.ndarray:
     return w * (h / 3.0)
 
 
+def derivatives_1d(landscape, x0: float, h: float = 1e-3) -> tuple[float, float, float]:
+    """L2, L3, L4 = the 2nd, 3rd and 4th derivatives of a 1-D landscape at x0: its Hessian and
+    fourth-order central differences of it (step h: errors O(h^4) and O(h^2), rounding ~ eps/h^2)."""
+    def second(x):
+        return float(landscape.hessian(np.array([[x]]))[0, 0, 0])
+
+    f = [second(x0 + k * h) for k in (-2, -1, 0, 1, 2)]
+    l3 = (f[0] - 8 * f[1] + 8 * f[3] - f[4]) / (12 * h)
+    l4 = (-f[0] + 16 * f[1] - 30 * f[2] + 16 * f[3] - f[4]) / (12 * h * h)
+    return f[2], l3, l4
+
+
+def laplace_correction_1d(l2: float, l3: float, l4: float) -> float:
+    """c in  int exp(-L/T) dx = sqrt(2 pi T / L2) e^{-L_0/T} [1 + c T + O(T^2)]  around a minimum
+    with derivatives L2 > 0, L3, L4 (the next term of Laplace's method, e.g. Bender & Orszag,
+    *Advanced Mathematical Methods*, eq. 6.4.35): c = 5 L3^2 / (24 L2^3) - L4 / (8 L2^2)."""
+    return 5 * l3 ** 2 / (24 * l2 ** 3) - l4 / (8 * l2 ** 2)
+
+
+def laplace_first_order_1d(landscape, temperature):
+    """Laplace basin weights of eq. 3 and their first finite-temperature correction (1-D).
+
+    The basin integral of exp(-L/T) is sqrt(2 pi T / L2) e^{-L_0/T} [1 + c T + O(T^2)]
+    (:func:`laplace_correction_1d`).  Returns (p_laplace, p_first_order, c) normalised over the
+    minima (c per minimum)."""
+    _checks.check_positive("temperature", temperature)
+    mins = landscape.minima()
+    logw = np.array([-0.5 * m.logdet - m.loss / temperature for m in mins])
+    cs = np.array([laplace_correction_1d(*derivatives_1d(landscape, float(m.location[0]))) for m in mins])
+    p0 = np.exp(logw - logsumexp(logw))
+    w1 = np.exp(logw - logw.max()) * (1 + cs * temperature)
+    return p0, w1 / w1.sum(), cs
+
+
 def basin_probabilities(landscape, *, lr, batch_size, sigma2, n_grid: int | None = None):
     """Exact Gibbs mass of each basin of attraction, by direct quadrature (1-D and 2-D).
 
@@ -247,17 +284,20 @@ def basin_probabilities(landscape, *, lr, batch_size, sigma2, n_grid: int | None
       on ``basin_index`` (between the nodes of an n_grid scan whose basin
       differs); each segment between boundaries is integrated by composite
       Simpson with n_grid nodes.  Error O(h^4) (h = segment length/(n_grid-1)).
-    * 2-D: n_grid x n_grid equispaced tensor grid, tensor-product Simpson
-      weights, each node assigned to ``landscape.basin_index``.  Error O(h^4)
-      for the smooth integrand plus the cut of the basin indicator,
-      O(h * density on the basin boundary * boundary length) -- first order
-      in h but weighted by exp(-(L_boundary - L_min)/T), exponentially small
-      when the boundaries pass through saddles well above the minima.
-      ``basin_index`` is only evaluated at nodes with exp(-(L-L_min)/T) w >= 1e-20 of
-      the largest (the others change the result by < 1e-20 n_grid^2 relatively).
+    * 2-D: (n_grid - 1)^2 cells, midpoint rule, second order.  A cell whose four
+      corners lie in one basin counts whole; a cell cut by a basin boundary is
+      split along the straight segment joining the boundary's crossings of the
+      cell's edges (each located by bisection on ``basin_index``) and each part
+      counts its area times the density at its centroid.  Errors: O(h^2) from
+      the midpoint rule, O(h^3 * curvature) per cut cell from the straight
+      segment, O(1/h) cut cells: O(h^2) in all (a node indicator alone is
+      first order, with an erratic constant).  Cells with more than two basins
+      or crossings (near a triple point) are split into 8 x 8 sub-cells.
+      Only cells with exp(-(L-L_min)/T) >= 1e-20 of the largest are classified
+      (the others change the result by < 1e-20 n_grid^2 relatively).
 
     Plus the mass outside the box, which ``bounds`` makes negligible.
-    Default n_grid: 2001 in 1-D (per segment), 401 in 2-D.
+    Default n_grid: 2001 in 1-D (per segment), 401 nodes per axis in 2-D.
 
     Nodes whose basin index is outside range(len(minima())) (e.g. -1 for
     "unassigned") are left out of the normalisation.
@@ -275,7 +315,7 @@ def basin_probabilities(landscape, *, lr, batch_size, sigma2, n_grid: int | None
     if n_grid is None:
         n_grid = 2001 if dim == 1 else 401
     n_grid = _checks.check_int("n_grid", n_grid, minimum=3)
-    if n_grid % 2 == 0:
+    if dim == 1 and n_grid % 2 == 0:
         raise ValueError(f"n_grid must be odd for Simpson's rule, got {n_grid}")
     low, high = (np.asarray(b, dtype=float).reshape(dim) for b in landscape.bounds(temp))
     if np.any(~np.isfinite(low)) or np.any(~np.isfinite(high)) or np.any(high <= low):
@@ -284,25 +324,110 @@ def basin_probabilities(landscape, *, lr, batch_size, sigma2, n_grid: int | None
     if dim == 1:
         mass = _basin_masses_1d(landscape, float(low[0]), float(high[0]), n_grid, temp, n_min)
     else:
-        axes = [np.linspace(low[k], high[k], n_grid) for k in range(dim)]
-        weights = [simpson_weights(n_grid, (high[k] - low[k]) / (n_grid - 1)) for k in range(dim)]
-        g0, g1 = np.meshgrid(axes[0], axes[1], indexing="ij")
-        theta = np.stack([g0, g1], axis=-1)
-        w = np.outer(weights[0], weights[1])
-        loss = _landscape_values(landscape, theta, w.shape)
-        f = (np.exp(-(loss - loss.min()) / temp) * w).ravel()
-        # basin_index can be expensive (gradient flow): only ask it for nodes that carry mass.
-        # Dropped nodes have f < 1e-20 max f <= 1e-20 * total, so their total share is
-        # <= 1e-20 * n_grid^2 (< 1e-14 for n_grid <= 1001).
-        keep = np.nonzero(f >= 1e-20 * f.max())[0]
-        idx = np.asarray(landscape.basin_index(theta.reshape(-1, 2)[keep])).reshape(keep.shape)
-        mass = np.zeros(n_min)
-        valid = (idx >= 0) & (idx < n_min)
-        np.add.at(mass, idx[valid], f[keep][valid])
+        mass = _basin_masses_2d(landscape, low, high, n_grid, temp, n_min)
     total = mass.sum()
     if not total > 0:
         raise ValueError("no Gibbs mass was assigned to any basin")
     return mass / total
+
+
+def _bisect_boundary(landscape, a, b, label_a):
+    """Points on the segments a -> b (rows) where the basin changes from ``label_a``, by
+    bisection on ``basin_index`` to ~1e-13 of the segment length."""
+    a, b = a.copy(), b.copy()
+    for _ in range(44):
+        mid = 0.5 * (a + b)
+        same = np.asarray(landscape.basin_index(mid)).reshape(-1) == label_a
+        a[same] = mid[same]
+        b[~same] = mid[~same]
+    return 0.5 * (a + b)
+
+
+def _polygon_area_centroid(pts):
+    """Area and centroid of polygons given as vertex arrays (m, k, 2) in order (shoelace)."""
+    x, y = pts[..., 0], pts[..., 1]
+    xn, yn = np.roll(x, -1, axis=-1), np.roll(y, -1, axis=-1)
+    cross = x * yn - xn * y
+    area = 0.5 * cross.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = ((x + xn) * cross).sum(axis=-1) / (6 * area)
+        cy = ((y + yn) * cross).sum(axis=-1) / (6 * area)
+    return np.abs(area), np.stack([cx, cy], axis=-1)
+
+
+def _basin_masses_2d(landscape, low, high, n_nodes, temp, n_min):
+    """Cut-cell midpoint rule of :func:`basin_probabilities` (2-D)."""
+    xs = np.linspace(low[0], high[0], n_nodes)
+    ys = np.linspace(low[1], high[1], n_nodes)
+    hx, hy = xs[1] - xs[0], ys[1] - ys[0]
+    cx, cy = 0.5 * (xs[1:] + xs[:-1]), 0.5 * (ys[1:] + ys[:-1])
+    centres = np.stack(np.meshgrid(cx, cy, indexing="ij"), axis=-1)
+    loss = _landscape_values(landscape, centres, centres.shape[:2])
+    ref = float(loss.min())
+
+    def density(pts):
+        return np.exp(-(np.asarray(landscape.value(pts), dtype=float) - ref) / temp)
+
+    f = np.exp(-(loss - ref) / temp)
+    keep = f >= 1e-20 * f.max()
+    need = np.zeros((n_nodes, n_nodes), dtype=bool)
+    for di in (0, 1):
+        for dj in (0, 1):
+            need[di:n_nodes - 1 + di, dj:n_nodes - 1 + dj] |= keep
+    nodes = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1)
+    lab = np.full((n_nodes, n_nodes), -1, dtype=np.int64)
+    lab[need] = np.asarray(landscape.basin_index(nodes[need])).reshape(-1)
+    corner = np.stack([lab[:-1, :-1], lab[1:, :-1], lab[1:, 1:], lab[:-1, 1:]], axis=-1)  # counter-clockwise
+    mass = np.zeros(n_min)
+    uniform = keep & np.all(corner == corner[..., :1], axis=-1)
+    valid = uniform & (corner[..., 0] >= 0) & (corner[..., 0] < n_min)
+    np.add.at(mass, corner[..., 0][valid], f[valid] * hx * hy)
+
+    cut_i, cut_j = np.nonzero(keep & ~uniform)
+    if cut_i.size == 0:
+        return mass
+    c = corner[cut_i, cut_j]  # (m, 4) labels at corners 00, 10, 11, 01
+    xy = np.stack([np.stack([xs[cut_i], ys[cut_j]], -1), np.stack([xs[cut_i + 1], ys[cut_j]], -1),
+                   np.stack([xs[cut_i + 1], ys[cut_j + 1]], -1), np.stack([xs[cut_i], ys[cut_j + 1]], -1)], axis=1)
+    differs = c != np.roll(c, -1, axis=1)  # edge k joins corner k and k + 1
+    two = (differs.sum(axis=1) == 2) & np.array([len(set(r)) == 2 for r in c.tolist()])
+    # straight-segment split of the cells with one boundary crossing two edges
+    rows = np.nonzero(two)[0]
+    if rows.size:
+        edge_rows, edge_k = np.nonzero(differs[rows])
+        start = xy[rows[edge_rows], edge_k]
+        end = xy[rows[edge_rows], (edge_k + 1) % 4]
+        cross = _bisect_boundary(landscape, start, end, c[rows[edge_rows], edge_k]).reshape(rows.size, 2, 2)
+        ek = edge_k.reshape(rows.size, 2)
+        for r in range(rows.size):
+            ci = rows[r]
+            verts_a, verts_b = [], []
+            side_a = c[ci, 0]
+            for k in range(4):
+                (verts_a if c[ci, k] == side_a else verts_b).append(xy[ci, k])
+                hit = np.nonzero(ek[r] == k)[0]
+                if hit.size:
+                    p = cross[r, hit[0]]
+                    verts_a.append(p)
+                    verts_b.append(p)
+            for verts, label in ((verts_a, side_a), (verts_b, c[ci][c[ci] != side_a][0])):
+                if not 0 <= label < n_min:
+                    continue
+                area, centroid = _polygon_area_centroid(np.array(verts)[None])
+                mass[label] += area[0] * density(centroid)[0]
+    # cells near a triple point (or with two boundaries): 8 x 8 sub-cells by their centres
+    rest = np.nonzero(~two)[0]
+    if rest.size:
+        k = 8
+        sub = (np.arange(k) + 0.5) / k
+        su, sv = np.meshgrid(sub, sub, indexing="ij")
+        pts = np.stack([xs[cut_i[rest]][:, None] + hx * su.ravel()[None, :],
+                        ys[cut_j[rest]][:, None] + hy * sv.ravel()[None, :]], axis=-1).reshape(-1, 2)
+        sub_lab = np.asarray(landscape.basin_index(pts)).reshape(-1)
+        w = density(pts) * hx * hy / (k * k)
+        ok = (sub_lab >= 0) & (sub_lab < n_min)
+        np.add.at(mass, sub_lab[ok], w[ok])
+    return mass
 
 
 def _landscape_values(landscape, theta, shape) -> np.ndarray:

@@ -19,19 +19,18 @@ Exact derivatives (r_i = f(x_i) - y_i, z_ik = w_k^T x_i):
 
 At an interpolating point (all r_i = 0) H = G + 2 tau I and Sigma_1 = 0.
 
-Numba kernels (signatures of :mod:`theory.landscapes`) read
-``params = [l2, N, d, m, act, a (m), X (N*d), y (N)]`` (act 0 = tanh, 1 = softplus) and
-``data = [X | y]`` (N, d + 1).
+Written once as per-sample functions (the route of :mod:`theory.landscapes.finite_sum`): data
+rows are (x_i, y_i), parameters (a, act) with act 0 = tanh, 1 = softplus.
 """
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from theory import _checks
-from theory.landscapes import FiniteSumLandscape, Kernels
+from theory.landscapes.finite_sum import FiniteSumLandscape
 
 __all__ = ["TwoLayerRegression", "ACTIVATIONS"]
 
@@ -52,15 +51,7 @@ def _dphi_np(z, act):
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid, overflow-free
 
 
-def _d2phi_np(z, act):
-    if act == 0:
-        t = np.tanh(z)
-        return -2.0 * t * (1.0 - t * t)
-    s = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return s * (1.0 - s)
-
-
-@numba.njit(nogil=True, cache=True)
+@register_jitable(inline="always")
 def _phi(z, act):
     if act == 0:
         return math.tanh(z)
@@ -69,7 +60,7 @@ def _phi(z, act):
     return math.log1p(math.exp(z))
 
 
-@numba.njit(nogil=True, cache=True)
+@register_jitable(inline="always")
 def _dphi(z, act):
     if act == 0:
         t = math.tanh(z)
@@ -77,116 +68,69 @@ def _dphi(z, act):
     return 0.5 * (1.0 + math.tanh(0.5 * z))
 
 
-# ----------------------------------------------------------------------------- kernels
-@numba.njit(nogil=True, cache=True)
-def _residual_nb(theta, params, x_row, y, m, d, act, a_off):
-    # forward pass for one sample, returns r = f(x) - y
-    inv = 1.0 / math.sqrt(m)
+@register_jitable(inline="always")
+def _d2phi(z, act):
+    if act == 0:
+        t = math.tanh(z)
+        return -2.0 * t * (1.0 - t * t)
+    s = 0.5 * (1.0 + math.tanh(0.5 * z))
+    return s * (1.0 - s)
+
+
+@register_jitable(inline="always")
+def _unit(theta, row, k, d):
+    """Pre-activation z_k = w_k·x of hidden unit k."""
+    z = 0.0
+    for j in range(d):
+        z += theta[k * d + j] * row[j]
+    return z
+
+
+@register_jitable(inline="always")
+def _residual(theta, row, a, act):
+    m = a.shape[0]
+    d = row.shape[0] - 1
     f = 0.0
     for k in range(m):
-        z = 0.0
+        f += a[k] * _phi(_unit(theta, row, k, d), act)
+    return f / math.sqrt(m) - row[d]
+
+
+# ----------------------------------------------------------------------------- per-sample loss
+def sample_value(theta, row, a, act):
+    r = _residual(theta, row, a, act)
+    return 0.5 * r * r
+
+
+def sample_gradient(theta, row, a, act, out):
+    """r_i J_i, block k of J_i = (a_k/√m) φ'(z_ik) x_i."""
+    m = a.shape[0]
+    d = row.shape[0] - 1
+    r = _residual(theta, row, a, act)
+    for k in range(m):
+        c = r * a[k] / math.sqrt(m) * _dphi(_unit(theta, row, k, d), act)
         for j in range(d):
-            z += theta[k * d + j] * x_row[j]
-        f += params[a_off + k] * _phi(z, act)
-    return f * inv - y
+            out[k * d + j] = c * row[j]
+    return out
 
 
-@numba.njit(nogil=True, cache=True)
-def _sample_grad_nb(theta, params, x_row, r, m, d, act, a_off, scale, out):
-    # out += scale * r * J(x), J block k = a_k/sqrt(m) phi'(w_k.x) x
+def sample_hessian(theta, row, a, act, out):
+    """J_i J_iᵀ + r_i ∇²f(x_i), ∇²f block-diagonal with block k = (a_k/√m) φ''(z_ik) x_i x_iᵀ."""
+    m = a.shape[0]
+    d = row.shape[0] - 1
+    r = _residual(theta, row, a, act)
     inv = 1.0 / math.sqrt(m)
     for k in range(m):
-        z = 0.0
-        for j in range(d):
-            z += theta[k * d + j] * x_row[j]
-        c = scale * r * params[a_off + k] * inv * _dphi(z, act)
-        for j in range(d):
-            out[k * d + j] += c * x_row[j]
-
-
-@numba.njit(nogil=True, cache=True)
-def _tl_value(theta, params):
-    l2 = params[0]
-    N = int(params[1])
-    d = int(params[2])
-    m = int(params[3])
-    act = int(params[4])
-    a_off = 5
-    x_off = 5 + m
-    y_off = x_off + N * d
-    v = 0.0
-    for n in range(N):
-        x_row = params[x_off + n * d: x_off + (n + 1) * d]
-        r = _residual_nb(theta, params, x_row, params[y_off + n], m, d, act, a_off)
-        v += 0.5 * r * r
-    v /= N
-    for k in range(theta.shape[0]):
-        v += l2 * theta[k] * theta[k]
-    return v
-
-
-@numba.njit(nogil=True, cache=True)
-def _tl_grad(theta, params, out):
-    l2 = params[0]
-    N = int(params[1])
-    d = int(params[2])
-    m = int(params[3])
-    act = int(params[4])
-    a_off = 5
-    x_off = 5 + m
-    y_off = x_off + N * d
-    for k in range(theta.shape[0]):
-        out[k] = 2.0 * l2 * theta[k]
-    for n in range(N):
-        x_row = params[x_off + n * d: x_off + (n + 1) * d]
-        r = _residual_nb(theta, params, x_row, params[y_off + n], m, d, act, a_off)
-        _sample_grad_nb(theta, params, x_row, r, m, d, act, a_off, 1.0 / N, out)
-
-
-@numba.njit(nogil=True, cache=True)
-def _tl_batch_grad(theta, params, data, idx, out):
-    l2 = params[0]
-    d = int(params[2])
-    m = int(params[3])
-    act = int(params[4])
-    a_off = 5
-    S = idx.shape[0]
-    for k in range(theta.shape[0]):
-        out[k] = 2.0 * l2 * theta[k]
-    for s in range(S):
-        n = idx[s]
-        x_row = data[n, :d]
-        r = _residual_nb(theta, params, x_row, data[n, d], m, d, act, a_off)
-        _sample_grad_nb(theta, params, x_row, r, m, d, act, a_off, 1.0 / S, out)
-
-
-@numba.njit(nogil=True, cache=True)
-def _tl_noise_cov(theta, params, data, out):
-    N = data.shape[0]
-    d = int(params[2])
-    m = int(params[3])
-    act = int(params[4])
-    a_off = 5
-    D = theta.shape[0]
-    mean = np.zeros(D)
-    g = np.zeros(D)
-    for i in range(D):
-        for j in range(D):
-            out[i, j] = 0.0
-    for n in range(N):
-        x_row = data[n, :d]
-        r = _residual_nb(theta, params, x_row, data[n, d], m, d, act, a_off)
-        for i in range(D):
-            g[i] = 0.0
-        _sample_grad_nb(theta, params, x_row, r, m, d, act, a_off, 1.0, g)
-        for i in range(D):
-            mean[i] += g[i] / N
-            gi = g[i] / N
-            for j in range(D):
-                out[i, j] += gi * g[j]
-    for i in range(D):
-        for j in range(D):
-            out[i, j] -= mean[i] * mean[j]
+        zk = _unit(theta, row, k, d)
+        ck = a[k] * inv * _dphi(zk, act)
+        c2 = r * a[k] * inv * _d2phi(zk, act)
+        for q in range(m):
+            cq = a[q] * inv * _dphi(_unit(theta, row, q, d), act)
+            for i in range(d):
+                for j in range(d):
+                    # products grouped so that entries (a, b) and (b, a) round identically: exactly symmetric
+                    out[k * d + i, q * d + j] = (ck * row[i]) * (cq * row[j]) + (c2 * (row[i] * row[j]) if k == q else 0.0)
+    return out
 
 
 # ----------------------------------------------------------------------------- landscape
@@ -217,15 +161,21 @@ class TwoLayerRegression(FiniteSumLandscape):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.width = a.size
         self.input_dim = x.shape[1]
-        super().__init__(self.width * self.input_dim, l2)
         self.inputs, self.targets, self.second_layer = x, y, a
         self.activation = activation
         self._act = ACTIVATIONS[activation]
-        self.n_samples = x.shape[0]
-        self.data = np.ascontiguousarray(np.column_stack([x, y]))
-        self.params = np.concatenate(
-            [[self.l2, self.n_samples, self.input_dim, self.width, self._act], a, x.ravel(), y]
-        )
+        super().__init__(sample_value, sample_gradient, sample_hessian, data=np.column_stack([x, y]),
+                         dim=self.width * self.input_dim, params=(a, float(self._act)), l2=l2,
+                         minima_guesses=self._no_minima)
+
+    @staticmethod
+    def _no_minima():
+        raise NotImplementedError("TwoLayerRegression has manifolds of global minima; use TwoLayerRegression.teacher "
+                         "for a known interpolating minimum")
+
+    @classmethod
+    def example(cls):
+        return cls.teacher(n_samples=6, input_dim=2, width=2, seed=1, l2=0.01)[0]
 
     # ---- constructors ---------------------------------------------------------------------
     @classmethod
@@ -282,43 +232,6 @@ class TwoLayerRegression(FiniteSumLandscape):
         j = self._jac_flat(flat)
         g = np.einsum("nsi,nsj->nij", j, j) / self.n_samples
         return g.reshape(batch + (self.dim, self.dim))
-
-    # ---- FiniteSumLandscape hooks -----------------------------------------------------------
-    def _residuals_flat(self, flat):
-        z = self._pre(flat)
-        return _phi_np(z, self._act) @ self.second_layer / math.sqrt(self.width) - self.targets[None, :]
-
-    def _sample_losses(self, x):
-        return 0.5 * self._residuals_flat(x) ** 2
-
-    def _sample_gradients(self, x):
-        return self._residuals_flat(x)[:, :, None] * self._jac_flat(x)
-
-    def _hessian(self, x):
-        n = x.shape[0]
-        z = self._pre(x)
-        r = self._residuals_flat(x)  # (n, N)
-        j = self._jac_flat(x)
-        h = np.einsum("nsi,nsj->nij", j, j) / self.n_samples
-        c2 = _d2phi_np(z, self._act) * self.second_layer / math.sqrt(self.width)  # (n, N, m)
-        # block k: (1/N) sum_i r_i c2_ik x_i x_i^T
-        blocks = np.einsum("ns,nsk,si,sj->nkij", r, c2, self.inputs, self.inputs) / self.n_samples
-        d = self.input_dim
-        h = h.reshape(n, self.width, d, self.width, d)
-        for k in range(self.width):
-            h[:, k, :, k, :] += blocks[:, k]
-        h = h.reshape(n, self.dim, self.dim)
-        return 0.5 * (h + np.swapaxes(h, -1, -2))  # exactly symmetric despite summation order
-
-    def _minimum_guesses(self):
-        raise NotImplementedError(
-            "TwoLayerRegression has manifolds of global minima; use TwoLayerRegression.teacher "
-            "for a known interpolating minimum"
-        )
-
-    @property
-    def kernels(self) -> Kernels:
-        return Kernels(_tl_value, _tl_grad, _tl_batch_grad, _tl_noise_cov)
 
     def __repr__(self) -> str:
         return (f"TwoLayerRegression(N={self.n_samples}, d={self.input_dim}, m={self.width}, "

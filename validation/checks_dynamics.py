@@ -85,18 +85,22 @@ def _temperature(lr, batch_size, sigma2=SIGMA2):
 
 
 def _sgd(landscape, *, lr=None, batch_size=None, n_steps, n_particles, theta0, seed, replacement=True,
-         expect_divergence=False, **kw):
-    """Exact minibatch SGD ensemble (``sim.sgd.simulate_sgd``).  Diverged particles are flagged by sim and
-    counted by the checks; ``expect_divergence`` only silences sim's warning for runs meant to diverge."""
+         expect_divergence=False, record_every=None, **kw):
+    """Exact minibatch SGD ensemble (``sim.sgd.simulate_sgd``; ``record_every``: a ``Record`` observer).
+    Diverged particles are flagged by sim and counted by the checks; ``expect_divergence`` only silences
+    sim's warning for runs meant to diverge."""
     import warnings
 
+    from sim.observers import Record
     from sim.sgd import simulate_sgd
 
+    observers = [Record(record_every)] if record_every is not None else []
     with warnings.catch_warnings():
         if expect_divergence:
             warnings.filterwarnings("ignore", message=".*particles diverged.*", category=RuntimeWarning)
         return simulate_sgd(landscape, lr=lr, batch_size=batch_size, n_steps=int(n_steps),
-                            n_particles=int(n_particles), theta0=theta0, seed=seed, replacement=replacement, **kw)
+                            n_particles=int(n_particles), theta0=theta0, seed=seed, replacement=replacement,
+                            observers=observers, **kw)
 
 
 def _traj_1d(res) -> np.ndarray:
@@ -904,7 +908,7 @@ def schedules(ctx: Context) -> None:
     clr_spe = N // S0  # CLR steps per epoch
 
     def run(tag, lrs, bss, rec):
-        res = _sgd(land, lr_schedule=lrs, batch_schedule=bss, n_steps=lrs.size, n_particles=M, theta0=[x0],
+        res = _sgd(land, lr=lrs, batch_size=bss, n_steps=lrs.size, n_particles=M, theta0=[x0],
                    seed=ctx.seed_for(tag), record_every=rec)
         occ, _, el, el_se = _curves(base, res)
         steps = np.asarray(res.record_steps)

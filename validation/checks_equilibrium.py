@@ -29,9 +29,14 @@ from scipy import integrate, optimize, special, stats
 
 from sim.chain import EulerChain1D
 from theory import discrete as tdiscrete
+from theory.discrete import least_squares_stationary_covariance as lsq_sgd_exact_covariance
+from theory.escape import eyring_kramers_relaxation, exact_mfpt_1d, kramers_mfpt_1d
+from theory.escape import find_saddle_2d as _find_saddle_2d
+from theory.minima import laplace_first_order_1d
 from theory import gibbs as tgibbs
 from theory import minima as tminima
 from theory.landscapes import (
+    ConstantNoiseFiniteSum,
     IsotropicNoiseFiniteSum,
     LeastSquares,
     Quadratic,
@@ -41,20 +46,29 @@ from theory.landscapes import (
 )
 from validation.core import Context, register
 
-__all__ = ["laplace_first_order_1d"]
+__all__ = ["laplace_first_order_1d", "ConstantNoiseFiniteSum"]
 
 
 # =============================================================================================
 # Simulation adapters: sim.sde / sim.sgd / sim.fokker_planck
 # =============================================================================================
+def _observers(first_passage, basin_every):
+    from sim.observers import Basins, FirstPassage
+
+    return ([FirstPassage(**first_passage)] if first_passage is not None else []) + (
+        [Basins(basin_every)] if basin_every is not None else [])
+
+
 def run_em(landscape, *, lr, batch_size, n_steps, n_particles, theta0, seed, sigma2=None, noise_cov=None,
            first_passage=None, basin_every=None):
     """Euler–Maruyama ensemble of eq. 1 (``sim.sde.simulate_sde``, dt = 1: one step per SGD step)."""
+    from sim.noise import ConstantCovariance
     from sim.sde import simulate_sde
 
+    noise = ConstantCovariance(noise_cov) if noise_cov is not None else None
     return simulate_sde(landscape, lr=lr, batch_size=batch_size, n_steps=int(n_steps), n_particles=int(n_particles),
-                        theta0=theta0, seed=seed, sigma2=sigma2, noise_cov=noise_cov,
-                        first_passage=first_passage, basin_every=basin_every)
+                        theta0=theta0, seed=seed, sigma2=sigma2, noise=noise,
+                        observers=_observers(first_passage, basin_every))
 
 
 def run_sgd(landscape, *, lr, batch_size, n_steps, n_particles, theta0, seed, first_passage=None, basin_every=None):
@@ -63,8 +77,7 @@ def run_sgd(landscape, *, lr, batch_size, n_steps, n_particles, theta0, seed, fi
     from sim.sgd import simulate_sgd
 
     return simulate_sgd(landscape, lr=lr, batch_size=int(batch_size), n_steps=int(n_steps), n_particles=int(n_particles),
-                        theta0=theta0, seed=seed, replacement=True, first_passage=first_passage,
-                        basin_every=basin_every)
+                        theta0=theta0, seed=seed, replacement=True, observers=_observers(first_passage, basin_every))
 
 
 def fp_solve(landscape, low, high, n_cells, *, lr, batch_size, sigma2=None, noise_cov=None, form="drift"):
@@ -89,62 +102,6 @@ def gibbs_cells(landscape, axes, temperature):
     logp = -(loss - loss.min()) / temperature
     p = np.exp(logp)
     return p / p.sum()
-
-
-# =============================================================================================
-# The Euler chain's own transfer operator (1-D): exact finite-η reference
-# =============================================================================================
-def _derivs_1d(landscape, x0):
-    """L'', L''', L'''' at x0 (finite differences of the analytic Hessian, 4th-order stencils)."""
-    h = 1e-3
-
-    def l2(x):
-        return float(landscape.hessian(np.array([[x]]))[0, 0, 0])
-
-    f = [l2(x0 + k * h) for k in (-2, -1, 0, 1, 2)]
-    l3 = (f[0] - 8 * f[1] + 8 * f[3] - f[4]) / (12 * h)
-    l4 = (-f[0] + 16 * f[1] - 30 * f[2] + 16 * f[3] - f[4]) / (12 * h * h)
-    return f[2], l3, l4
-
-
-def laplace_first_order_1d(landscape, temperature):
-    """Laplace basin weights of eq. 3 and their first finite-temperature correction (1-D).
-
-    ∫ exp(−L/T) over a basin = √(2πT/L'') e^{−L₀/T} [1 + c T + O(T²)],
-    c = 5L'''²/(24L''³) − L''''/(8L''²) (the next term of Laplace's method).
-    Returns (p_laplace, p_first_order, c) normalised over the minima."""
-    mins = landscape.minima()
-    logw = np.array([-0.5 * m.logdet - m.loss / temperature for m in mins])
-    cs = []
-    for m in mins:
-        l2, l3, l4 = _derivs_1d(landscape, float(m.location[0]))
-        cs.append(5 * l3 ** 2 / (24 * l2 ** 3) - l4 / (8 * l2 ** 2))
-    cs = np.array(cs)
-    p0 = np.exp(logw - special.logsumexp(logw))
-    w1 = np.exp(logw - logw.max()) * (1 + cs * temperature)
-    return p0, w1 / w1.sum(), cs
-
-
-def exact_mfpt_1d(landscape, x_start, x_target, temperature, low):
-    """Exact MFPT of dθ = −L'dt_η + √(2T)dW from x_start to x_target > x_start (reflecting far
-    left), in units of t_η: τ = (1/T)∫_{x_start}^{x_target} e^{L(y)/T} ∫_{low}^{y} e^{−L(z)/T} dz dy."""
-    z = np.linspace(low, x_target, 200001)
-    lz = landscape.value(z[:, None])
-    lref = float(lz.min())
-    inner = integrate.cumulative_trapezoid(np.exp(-(lz - lref) / temperature), z, initial=0.0)
-    mask = z >= x_start
-    outer = np.exp((lz[mask] - lref) / temperature) * inner[mask]
-    return float(np.trapezoid(outer, z[mask]) / temperature)
-
-
-def kramers_mfpt_1d(landscape, i_from, saddle, temperature, prefactor=True):
-    """Kramers escape time 1/k, k = √(L''(a)|L''(s)|)/(2π) e^{−ΔL/T} (units of t_η)."""
-    m = landscape.minima()[i_from]
-    la = float(m.hessian[0, 0])
-    ls = float(landscape.hessian(np.array([[saddle]]))[0, 0, 0])
-    dl = float(landscape.value(np.array([[saddle]]))[0]) - m.loss
-    pre = math.sqrt(la * abs(ls)) / (2 * math.pi) if prefactor else 1.0
-    return 1.0 / (pre * math.exp(-dl / temperature))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,35 +177,6 @@ def _hist2d_masses(samples, ex, ey):
     hist, _, _ = np.histogram2d(samples[:, 0], samples[:, 1], bins=[ex, ey])
     m = hist.ravel() / samples.shape[0]
     return np.concatenate([m, [1.0 - m.sum()]])
-
-
-def _find_saddle_2d(landscape):
-    """Index-1 saddle between the first two minima: minimise |∇L|² from points on the segment."""
-    mins = landscape.minima()
-    a, b = mins[0].location, mins[1].location
-    best = None
-    for s in np.linspace(0.3, 0.7, 5):
-        x0 = a + s * (b - a)
-        res = optimize.minimize(lambda x: float(np.sum(landscape.gradient(x[None, :])[0] ** 2)), x0,
-                                method="BFGS", options={"gtol": 1e-14})
-        ev = np.linalg.eigvalsh(landscape.hessian(res.x[None, :])[0])
-        if ev[0] < 0 < ev[1] and (best is None or res.fun < best[1]):
-            best = (res.x, res.fun)
-    if best is None:
-        raise RuntimeError("no index-1 saddle found between the two minima")
-    return best[0]
-
-
-def eyring_kramers_relaxation(landscape, temperature, saddle):
-    """1/(k_AB + k_BA) in t_η units, k_XY = |λ_s|/(2π) √(det H_X/|det H_s|) e^{−(L_s − L_X)/T}."""
-    hs = landscape.hessian(np.asarray(saddle)[None, :])[0]
-    ev = np.linalg.eigvalsh(hs)
-    ls = float(landscape.value(np.asarray(saddle)[None, :])[0])
-    rate = 0.0
-    for m in landscape.minima()[:2]:
-        rate += abs(ev[0]) / (2 * math.pi) * math.sqrt(np.linalg.det(m.hessian) / abs(np.prod(ev))) * math.exp(
-            -(ls - m.loss) / temperature)
-    return 1.0 / rate
 
 
 def _gauss_tv(cov1, cov2, n=401):
@@ -466,7 +394,7 @@ def _fp_basin_with_error(landscape, low, high, n_cells, *, lr, batch_size, sigma
     coarse = fp_solve(landscape, low, high, n_cells // 2, lr=lr, batch_size=batch_size, sigma2=sigma2)
     pf = float(fine.basin_masses(landscape)[k])
     pc = float(coarse.basin_masses(landscape)[k])
-    from theory.landscapes import _saddles_1d
+    from theory.landscapes.basins import saddles_1d as _saddles_1d
 
     sad = _saddles_1d(landscape)
     cut = float(np.sum(fine.mass[np.searchsorted(fine.grid.edges[0], sad) - 1])) if landscape.dim == 1 else 0.0
@@ -509,7 +437,7 @@ def minima_probabilities(ctx: Context) -> None:
         fp_err.append(ef)
         chain = EulerChain1D.on_nodes(land, low, high, lr=lr, step_sd=lr * math.sqrt(sigma2 / s))
         pi = chain.stationary()
-        from theory.landscapes import _saddles_1d
+        from theory.landscapes.basins import saddles_1d as _saddles_1d
 
         chain_p.append(float(pi[chain.x > _saddles_1d(land)[0]].sum()))
         n_steps = int(math.ceil(7 * chain.relaxation_steps()))
@@ -647,7 +575,7 @@ def _logit_crossing(inv_t, p, m):
 def noise_threshold(ctx: Context) -> None:
     plt = _plt()
     from sim import fokker_planck as fpm
-    from theory.landscapes import _saddles_1d
+    from theory.landscapes.basins import saddles_1d as _saddles_1d
 
     land = double_well_1d(loss_a=0.1, curvature_a=1.0, loss_b=0.0, curvature_b=4.0, separation=2.5, barrier=0.4)
     a_min, b_min = land.minima()  # index 0: A (higher, flatter), 1: B (deeper, sharper)
@@ -776,23 +704,6 @@ def noise_threshold(ctx: Context) -> None:
 # =============================================================================================
 # 8. Limits of the isotropic assumption
 # =============================================================================================
-class ConstantNoiseFiniteSum(IsotropicNoiseFiniteSum):
-    """l_i(θ) = L(θ) + ξ_iᵀθ with Σξ_i = 0 and (1/N)Σ ξ_iξ_iᵀ = C exactly (any constant SPD C):
-    exact minibatch SGD with anisotropic constant gradient noise (whitened draws times C^(1/2))."""
-
-    def __init__(self, base, n_samples, noise_cov, seed=0):
-        noise_cov = np.asarray(noise_cov, dtype=float)
-        super().__init__(base, n_samples, 1.0, seed=seed)
-        self.data = np.ascontiguousarray(self.data @ np.linalg.cholesky(noise_cov).T)
-        self.noise_cov_const = noise_cov
-        self.sigma2 = float(np.trace(noise_cov) / base.dim)
-
-    def noise_covariance(self, theta):
-        flat, batch = self._flatten(theta)
-        c = np.broadcast_to(self.data.T @ self.data / self.n_samples, (flat.shape[0], self.dim, self.dim))
-        return c.reshape(batch + (self.dim, self.dim)).copy()
-
-
 def _cov_with_se(samples):
     """Sample covariance (unique entries 00, 01, 11) and standard errors from the empirical
     variance of the centred products (valid for any stationary law with finite 4th moments)."""
@@ -800,23 +711,6 @@ def _cov_with_se(samples):
     iu = np.triu_indices(x.shape[1])
     prods = x[:, iu[0]] * x[:, iu[1]]
     return prods.mean(axis=0), prods.std(axis=0, ddof=1) / math.sqrt(x.shape[0]), iu
-
-
-def lsq_sgd_exact_covariance(land, *, lr, batch_size):
-    """Exact stationary covariance of SGD (minibatches with replacement) on linear least squares:
-    Σ = AΣAᵀ + (η²/S)[C(θ*) + (1/N)Σ_i (x_iᵀΣx_i) x_ix_iᵀ − HΣH],  A = I − ηH
-    (closed because the gradient is affine in θ and E[θ] = θ*; solved as a linear system)."""
-    x = land.inputs
-    n, d = x.shape
-    h = land.hessian(land.minima()[0].location[None, :])[0]
-    c_star = land.noise_covariance(land.minima()[0].location[None, :])[0]
-    a = np.eye(d) - lr * h
-    outer = np.einsum("ni,nj->nij", x, x).reshape(n, d * d)
-    m_op = outer.T @ outer / n
-    k = np.kron(a, a) + (lr ** 2 / batch_size) * (m_op - np.kron(h, h))
-    vec = np.linalg.solve(np.eye(d * d) - k, (lr ** 2 / batch_size) * c_star.reshape(-1))
-    s = vec.reshape(d, d)
-    return 0.5 * (s + s.T), c_star, h
 
 
 def _ellipse(ax, cov, center=(0, 0), **kw):

@@ -12,7 +12,7 @@
   sharp to a flat minimum, a constant LR does not, and GD with the cyclical LR does not either.
 
 Definitions (and which were reconstructed rather than read in the paper) are documented in
-:mod:`theory.noise_geometry`; the experiments in :mod:`sim.geometry_experiments`.
+:mod:`theory.noise_geometry`; the experiments in :mod:`validation.protocols.geometry`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from sim import geometry_experiments as gx
+from validation.protocols import geometry as gx
 from theory import noise_geometry as ng
 from theory.two_layer import TwoLayerRegression
 from validation.core import Context, register

@@ -13,31 +13,33 @@ SCRIPT = textwrap.dedent(
     """
     import numpy as np
     from theory.landscapes import IsotropicNoiseFiniteSum, LeastSquares, QuarticDoubleWell, Quadratic, wells_2d
+    from sim.noise import ConstantCovariance, StateDependent
+    from sim.observers import Basins, FirstPassage, Histogram, Record
     from sim.sde import simulate_sde
     from sim.sgd import simulate_sgd
 
     dw = QuarticDoubleWell(0.1)
     fs = IsotropicNoiseFiniteSum(dw, 200, 1.0, seed=0)
-    hist = dict(edges=np.linspace(-2.5, 2.5, 41), burn_in=10, every=2)
-    fp = dict(target=1, radius=0.2)
+
+    def observers():
+        return [Histogram(np.linspace(-2.5, 2.5, 41), burn_in=10, every=2), FirstPassage(target=1, radius=0.2),
+                Record(20), Basins(30)]
+
     for repl in (True, False):
         for mom in (0.0, 0.5):
             simulate_sgd(fs, lr=0.05, batch_size=7, n_steps=60, n_particles=700, theta0=-1.0, seed=1,
-                         replacement=repl, momentum=mom, histogram=hist, first_passage=fp,
-                         record_every=20, basin_every=30, block_size=256)
-    simulate_sgd(fs, lr=0.05, batch_size=None, batch_schedule=np.tile([3, 9], 30), n_steps=60,
-                 n_particles=300, theta0=-1.0, seed=2)
+                         replacement=repl, momentum=mom, observers=observers(), block_size=256)
+    simulate_sgd(fs, lr=0.05, batch_size=np.tile([3, 9], 30), n_steps=60, n_particles=300, theta0=-1.0, seed=2)
     for mom in (0.0, 0.5):
         simulate_sde(dw, lr=0.05, batch_size=4, sigma2=1.0, n_steps=60, n_particles=700, theta0=-1.0,
-                     seed=3, momentum=mom, histogram=hist, first_passage=fp, record_every=20,
-                     basin_every=30, dt=0.5)
+                     seed=3, momentum=mom, observers=observers(), dt=0.5)
     w2 = wells_2d()
-    simulate_sde(w2, lr=0.05, batch_size=4, noise_cov=[[1.0, 0.3], [0.3, 0.5]], n_steps=40,
+    simulate_sde(w2, lr=0.05, batch_size=4, noise=ConstantCovariance([[1.0, 0.3], [0.3, 0.5]]), n_steps=40,
                  n_particles=300, theta0=[-1.5, 0.0], seed=4,
-                 histogram=dict(edges=(np.linspace(-3, 3, 21), np.linspace(-3, 3, 11))))
+                 observers=[Histogram((np.linspace(-3, 3, 21), np.linspace(-3, 3, 11)))])
     rng = np.random.default_rng(0)
     ls = LeastSquares(rng.standard_normal((50, 3)), rng.standard_normal(50), l2=0.05)
-    simulate_sde(ls, lr=0.05, batch_size=4, state_dependent=True, n_steps=40, n_particles=300,
+    simulate_sde(ls, lr=0.05, batch_size=4, noise=StateDependent(), n_steps=40, n_particles=300,
                  theta0=np.zeros(3), seed=5)
     simulate_sgd(ls, lr=0.05, batch_size=5, n_steps=40, n_particles=300, theta0=np.zeros(3), seed=6)
     print("ok")

@@ -399,10 +399,17 @@ def test_property_positive_normalised_conservative(tilt, lr, bs, temp):
 # ----------------------------------------------------------------------------------------------
 # Bad input
 # ----------------------------------------------------------------------------------------------
-class _NaNLoss(QuarticDoubleWell):
-    def _value(self, x):
-        v = super()._value(x)
-        return np.where(x[:, 0] > 2.5, np.nan, v)
+def _nan_value(theta, tilt):
+    x = theta[0]
+    return np.nan if x > 2.5 else 0.25 * (x * x - 1.0) ** 2 + tilt * x
+
+
+def _NaNLoss(tilt):
+    """The quartic double well with a loss that is NaN for x > 2.5."""
+    from theory.landscapes import Landscape, quartic
+
+    return Landscape.from_functions(_nan_value, quartic.gradient, dim=1, params=(tilt,),
+                                    minima_guesses=[[-1.0], [1.0]])
 
 
 def test_bad_inputs():

@@ -76,11 +76,12 @@ def test_minimal_result_round_trip(tmp_path):
 
 
 def test_results_from_simulator_round_trip(tmp_path):
+    from sim.observers import Histogram, Record
     from sim.sde import simulate_sde
     from theory.landscapes import Quadratic
 
     res = simulate_sde(Quadratic([[1.0]]), lr=0.1, batch_size=1, sigma2=1.0, n_steps=10, n_particles=20, theta0=0.0,
-                       seed=4, histogram=dict(edges=np.linspace(-1, 1, 5)), momentum=0.5, record_every=5)
+                       seed=4, observers=[Histogram(np.linspace(-1, 1, 5)), Record(5)], momentum=0.5)
     res.save(tmp_path / "s.npz")
     q = SimResult.load(tmp_path / "s.npz")
     np.testing.assert_array_equal(q.final, res.final)

@@ -13,17 +13,19 @@ from __future__ import annotations
 import math
 import warnings
 
-import numba
 import numpy as np
 import pytest
 import scipy.linalg
 from scipy import stats
 
-from sim.results import SimResult
-from sim import _kernels
+from sim import rng as _rng
 from sim.chain import EulerChain1D
-from sim.sde import block_generators, block_states, simulate_sde
-from theory.landscapes import IsotropicNoiseFiniteSum, Kernels, Landscape, LeastSquares, Quadratic, QuarticDoubleWell
+from sim.noise import ConstantCovariance, StateDependent
+from sim.observers import Basins, FirstPassage, Histogram, Record
+from sim.results import SimResult
+from sim.rng import block_generators, block_states
+from sim.sde import simulate_sde
+from theory.landscapes import IsotropicNoiseFiniteSum, Landscape, LeastSquares, Quadratic, QuarticDoubleWell
 
 Z = 4.5
 
@@ -78,7 +80,7 @@ def test_anisotropic_constant_noise_matches_discrete_lyapunov():
     C = np.array([[1.0, 0.3], [0.3, 0.5]])
     lr, S = 0.3, 2
     M, T = 20000, 120  # spectral radius of I - ηH ≈ 0.84: 0.84^240 ≈ 1e-18
-    res = simulate_sde(Quadratic(H), lr=lr, batch_size=S, noise_cov=C, n_steps=T, n_particles=M,
+    res = simulate_sde(Quadratic(H), lr=lr, batch_size=S, noise=ConstantCovariance(C), n_steps=T, n_particles=M,
                        theta0=[0.0, 0.0], seed=3)
     A = np.eye(2) - lr * H
     sigma = scipy.linalg.solve_discrete_lyapunov(A, lr**2 / S * C)
@@ -94,12 +96,12 @@ def test_anisotropic_constant_noise_matches_discrete_lyapunov():
 def test_psd_noise_cov_accepted_and_non_psd_rejected():
     H = np.eye(2)
     C_singular = np.array([[1.0, 1.0], [1.0, 1.0]])  # rank 1: noise only along (1, 1)
-    res = simulate_sde(Quadratic(H), lr=0.1, batch_size=1, noise_cov=C_singular, n_steps=50, n_particles=200,
+    res = simulate_sde(Quadratic(H), lr=0.1, batch_size=1, noise=ConstantCovariance(C_singular), n_steps=50, n_particles=200,
                        theta0=[0.0, 0.0], seed=0)
     # the noise never leaves the (1, 1) direction, so θ_0 − θ_1 stays exactly 0
     np.testing.assert_allclose(res.final[:, 0], res.final[:, 1], rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="noise_cov"):
-        simulate_sde(Quadratic(H), lr=0.1, batch_size=1, noise_cov=[[1.0, 2.0], [2.0, 1.0]], n_steps=5,
+        simulate_sde(Quadratic(H), lr=0.1, batch_size=1, noise=ConstantCovariance([[1.0, 2.0], [2.0, 1.0]]), n_steps=5,
                      n_particles=4, theta0=[0.0, 0.0], seed=0)
 
 
@@ -112,7 +114,7 @@ def test_state_dependent_noise_one_step_covariance():
     land = LeastSquares(X, y, l2=0.01)
     th0 = np.array([0.4, 0.2])
     lr, S, M = 0.1, 4, 20000
-    res = simulate_sde(land, lr=lr, batch_size=S, state_dependent=True, n_steps=1, n_particles=M, theta0=th0, seed=9)
+    res = simulate_sde(land, lr=lr, batch_size=S, noise=StateDependent(), n_steps=1, n_particles=M, theta0=th0, seed=9)
     inc = res.final - (th0 - lr * land.gradient(th0))
     expect = lr**2 / S * land.noise_covariance(th0)
     cov = np.cov(inc, rowvar=False)
@@ -128,7 +130,7 @@ def test_state_dependent_equals_isotropic_when_C_is_constant():
     # step) consumes the same normals as the isotropic mode, so paths agree to round-off.
     land = IsotropicNoiseFiniteSum(Quadratic(np.diag([1.0, 2.0])), 50, 0.7, seed=1)
     kw = dict(lr=0.1, batch_size=2, n_steps=40, n_particles=64, theta0=[0.5, -0.5], seed=4)
-    a = simulate_sde(land, state_dependent=True, **kw)
+    a = simulate_sde(land, noise=StateDependent(), **kw)
     b = simulate_sde(land, sigma2=0.7, **kw)
     np.testing.assert_allclose(a.final, b.final, rtol=1e-10, atol=1e-12)
 
@@ -151,7 +153,7 @@ def test_double_well_histogram_matches_gibbs():
     x0 = np.interp(np.random.default_rng(1).random(M), cdf, fine)
     edges = np.linspace(-2.0, 2.0, 41)
     res = simulate_sde(land, lr=lr, batch_size=S, sigma2=sigma2, n_steps=steps, n_particles=M, theta0=x0,
-                       seed=2, histogram=dict(edges=edges, burn_in=200, every=50))
+                       seed=2, observers=[Histogram(edges, burn_in=200, every=50)])
     assert res.n_diverged == 0
     # Gibbs bin probabilities (quadrature on the fine grid), and of the chain itself
     centers = 0.5 * (fine[1:] + fine[:-1])
@@ -198,15 +200,15 @@ def test_in_kernel_generator_matches_numpy_sfc64():
     # Generator.standard_normal on that stream to a few ulp (tables recomputed here)
     st = block_states(7, 3)[2]
     ref_gen = block_generators(7, 3)[2]
-    np.testing.assert_array_equal(_kernels.raw_uint64(st.copy(), 1000), ref_gen.bit_generator.random_raw(1000))
-    z = _kernels.standard_normals(st.copy(), 200000)
+    np.testing.assert_array_equal(_rng.raw_uint64(st.copy(), 1000), ref_gen.bit_generator.random_raw(1000))
+    z = _rng.standard_normals(st.copy(), 200000)
     np.testing.assert_allclose(z, block_generators(7, 3)[2].standard_normal(200000), rtol=1e-13, atol=1e-13)
-    u = _kernels.uniforms(st.copy(), 1000)
+    u = _rng.uniforms(st.copy(), 1000)
     np.testing.assert_array_equal(u, block_generators(7, 3)[2].random(1000))
     # and the state advances in place: two halves equal the whole
     s2 = st.copy()
-    halves = np.concatenate([_kernels.standard_normals(s2, 500), _kernels.standard_normals(s2, 500)])
-    np.testing.assert_array_equal(halves, _kernels.standard_normals(st.copy(), 1000))
+    halves = np.concatenate([_rng.standard_normals(s2, 500), _rng.standard_normals(s2, 500)])
+    np.testing.assert_array_equal(halves, _rng.standard_normals(st.copy(), 1000))
 
 
 def test_strong_agreement_with_sdeint_same_increments():
@@ -217,10 +219,10 @@ def test_strong_agreement_with_sdeint_same_increments():
     x0 = np.linspace(-1, 1, M)
     seed = 123
     res = simulate_sde(land, lr=lr, batch_size=S, sigma2=s2, n_steps=T, n_particles=M, theta0=x0, seed=seed,
-                       dt=dt, record_every=1)
+                       dt=dt, observers=[Record(1)])
     n_em = int(T / dt)
     # sim's normals, reproduced outside the simulator from the block's SFC64 state
-    dW = math.sqrt(dt) * _kernels.standard_normals(block_states(seed, 1)[0], n_em * M).reshape(n_em, M)
+    dW = math.sqrt(dt) * _rng.standard_normals(block_states(seed, 1)[0], n_em * M).reshape(n_em, M)
     g = lr * math.sqrt(s2 / S)
     tspan = np.arange(n_em + 1) * dt
     y = sdeint.itoEuler(lambda x, t: -lr * lam * (x - 0.3), lambda x, t: g * np.eye(M), x0, tspan, dW=dW)
@@ -252,9 +254,8 @@ def test_weak_agreement_with_sdeint_statistics():
 def test_bit_identical_across_thread_counts():
     land = QuarticDoubleWell(0.1)
     kw = dict(lr=0.1, batch_size=1, sigma2=3.0, n_steps=300, n_particles=1000, theta0=-1.0, seed=42,
-              block_size=100, record_every=100, basin_every=150,
-              histogram=dict(edges=np.linspace(-2, 2, 21), burn_in=100, every=10),
-              first_passage=dict(target=1, radius=0.2))  # target: index of the right minimum
+              block_size=100, observers=[Record(100), Basins(150), Histogram(np.linspace(-2, 2, 21), burn_in=100, every=10),
+                                         FirstPassage(target=1, radius=0.2)])  # target: index of the right minimum
     a = simulate_sde(land, n_threads=1, **kw)
     b = simulate_sde(land, n_threads=2, **kw)
     for name in ("final", "diverged_step", "trajectory", "histogram", "basin_counts", "first_passage_steps",
@@ -332,8 +333,8 @@ def test_schedules_follow_exact_variance_recursion():
     lr0 = 0.04
     bs_t = lr0 / lr_t  # cyclic batch S_t in [1, 4] with the same η/S per step
     land = Quadratic([[lam]])
-    a = simulate_sde(land, lr_schedule=lr_t, batch_size=1, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=1)
-    b = simulate_sde(land, lr=lr0, batch_schedule=bs_t, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=2)
+    a = simulate_sde(land, lr=lr_t, batch_size=1, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=1)
+    b = simulate_sde(land, lr=lr0, batch_size=bs_t, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=2)
     va_exact = _var_recursion(lam, lr_t, np.ones(T), s2)
     vb_exact = _var_recursion(lam, np.full(T, lr0), bs_t, s2)
     va, vb = a.final[:, 0].var(ddof=1), b.final[:, 0].var(ddof=1)
@@ -342,13 +343,13 @@ def test_schedules_follow_exact_variance_recursion():
     # a constant schedule equals the scalar argument bit for bit; callables are accepted
     kw = dict(batch_size=2, sigma2=s2, n_steps=50, n_particles=300, theta0=0.5, seed=3)
     c1 = simulate_sde(land, lr=0.05, **kw)
-    c2 = simulate_sde(land, lr_schedule=np.full(50, 0.05), **kw)
-    c3 = simulate_sde(land, lr_schedule=lambda k: 0.05 + 0 * np.asarray(k, dtype=float), **kw)
+    c2 = simulate_sde(land, lr=np.full(50, 0.05), **kw)
+    c3 = simulate_sde(land, lr=lambda k: 0.05 + 0 * np.asarray(k, dtype=float), **kw)
     np.testing.assert_array_equal(c1.final, c2.final)
     np.testing.assert_array_equal(c1.final, c3.final)
     from theory.scaling import Schedule
 
-    c4 = simulate_sde(land, lr_schedule=Schedule("constant", base=0.05), **kw)
+    c4 = simulate_sde(land, lr=Schedule("constant", base=0.05), **kw)
     np.testing.assert_array_equal(c1.final, c4.final)
 
 
@@ -364,8 +365,8 @@ def test_cyclic_lr_equals_cyclic_batch_at_equal_noise():
     lr0 = 0.04
     bs_t = lr0 / lr_t
     land = Quadratic([[lam]])
-    a = simulate_sde(land, lr_schedule=lr_t, batch_size=1, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=1)
-    b = simulate_sde(land, lr=lr0, batch_schedule=bs_t, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=2)
+    a = simulate_sde(land, lr=lr_t, batch_size=1, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=1)
+    b = simulate_sde(land, lr=lr0, batch_size=bs_t, sigma2=s2, n_steps=T, n_particles=M, theta0=0.0, seed=2)
     va_exact = _var_recursion(lam, lr_t, np.ones(T), s2)
     vb_exact = _var_recursion(lam, np.full(T, lr0), bs_t, s2)
     va, vb = a.final[:, 0].var(ddof=1), b.final[:, 0].var(ddof=1)
@@ -396,26 +397,17 @@ def test_momentum_stationary_variance_matches_heavy_ball_lyapunov():
 # ------------------------------------------------------------------------------------------
 # bad input
 # ------------------------------------------------------------------------------------------
-@numba.njit(nogil=True)
-def _nan_grad(theta, params, out):
-    out[0] = theta[0] if theta[0] >= 0 else np.nan
-
-
-@numba.njit(nogil=True)
-def _nan_value(theta, params):
+def _nan_value(theta):
     return 0.5 * theta[0] * theta[0]
 
 
-class _NaNLoss(Landscape):
+def _nan_grad(theta):
+    return theta[0] if theta[0] >= 0 else np.nan
+
+
+def _nan_loss():
     """A user loss whose gradient is NaN for θ < 0."""
-
-    def __init__(self):
-        super().__init__(1)
-        self.params = np.zeros(1)
-
-    @property
-    def kernels(self):
-        return Kernels(_nan_value, _nan_grad)
+    return Landscape.from_functions(_nan_value, _nan_grad, dim=1, minima_guesses=[[0.0]], name="_NaNLoss")
 
 
 BASE = dict(lr=0.1, batch_size=2, sigma2=1.0, n_steps=5, n_particles=4, theta0=0.0, seed=0)
@@ -434,52 +426,78 @@ BASE = dict(lr=0.1, batch_size=2, sigma2=1.0, n_steps=5, n_particles=4, theta0=0
         (dict(n_particles=0), "n_particles"),
         (dict(momentum=1.0), "momentum"),
         (dict(momentum=-0.1), "momentum"),
-        (dict(lr_schedule=np.full(4, 0.1)), "lr_schedule"),
-        (dict(lr_schedule=np.array([0.1, 0.1, -0.1, 0.1, 0.1])), "lr_schedule"),
-        (dict(lr_schedule=np.array([0.1, 0.1, np.nan, 0.1, 0.1])), "lr_schedule"),
-        (dict(batch_schedule=np.full(6, 2.0)), "batch_schedule"),
-        (dict(batch_schedule=np.array([2.0, 2.0, 0.0, 2.0, 2.0])), "batch_schedule"),
+        (dict(lr=np.full(4, 0.1)), "lr"),
+        (dict(lr=np.array([0.1, 0.1, -0.1, 0.1, 0.1])), "lr"),
+        (dict(lr=np.array([0.1, 0.1, np.nan, 0.1, 0.1])), "lr"),
+        (dict(batch_size=np.full(6, 2.0)), "batch_size"),
+        (dict(batch_size=np.array([2.0, 2.0, 0.0, 2.0, 2.0])), "batch_size"),
         (dict(dt=0.3), "dt"),
         (dict(dt=0.0), "dt"),
-        (dict(noise_cov=[[1.0]]), "sigma2"),  # two noise options at once
-        (dict(histogram=dict(edges=[1.0, 0.0])), "histogram"),
-        (dict(first_passage=dict(target=[0.0], radius=-1.0)), "radius"),
-        (dict(record_every=0), "record_every"),
+        (dict(noise=ConstantCovariance([[1.0]])), "sigma2"),  # two noise options at once
+        (dict(observers=[Histogram([-1.0, 1.0], dims=(3,))]), "Histogram dims"),
+        (dict(observers=[FirstPassage(target=[0.0, 1.0], radius=0.1)]), "FirstPassage target"),
+        (dict(observers=[Record(2), Record(3)]), "observers"),
+        (dict(observers=["histogram"]), "observers"),
         (dict(seed=-3), "seed"),
     ],
 )
 def test_bad_input_raises_naming_parameter(override, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises((ValueError, TypeError), match=name):
         simulate_sde(Quadratic([[1.0]]), **{**BASE, **override})
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: Histogram([1.0, 0.0]), "Histogram edges"),
+        (lambda: Histogram([0.0, np.nan, 1.0]), "Histogram edges"),
+        (lambda: Histogram([0.0]), "Histogram edges"),
+        (lambda: Histogram([[0.0, 1.0], [1.0, 0.5]]), r"Histogram edges\[1\]"),
+        (lambda: Histogram([0.0, 1.0], every=0), "Histogram every"),
+        (lambda: FirstPassage(target=[0.0], radius=-1.0), "FirstPassage radius"),
+        (lambda: Record(0), "Record every"),
+        (lambda: Basins(-2), "Basins every"),
+    ],
+)
+def test_bad_observer_raises_naming_parameter(make, name):
+    """Observers check their own parameters: edges not strictly increasing, a non-positive radius
+    or interval."""
+    with pytest.raises(ValueError, match=name):
+        make()
 
 
 def test_bad_noise_input():
     with pytest.raises(ValueError, match="noise_cov"):
         simulate_sde(Quadratic(np.eye(2)), **{**BASE, "sigma2": None, "theta0": [0.0, 0.0]},
-                     noise_cov=[[1.0, 0.0], [0.0, -0.5]])
+                     noise=ConstantCovariance([[1.0, 0.0], [0.0, -0.5]]))
+    with pytest.raises(ValueError, match="noise_cov"):
+        simulate_sde(Quadratic(np.eye(2)), **{**BASE, "sigma2": None, "theta0": [0.0, 0.0]},
+                     noise=ConstantCovariance(np.eye(3)))
     with pytest.raises(ValueError, match="sigma2"):
         simulate_sde(Quadratic([[1.0]]), **{**BASE, "sigma2": None})
-    with pytest.raises(ValueError, match="state_dependent"):
-        simulate_sde(Quadratic([[1.0]]), **{**BASE, "sigma2": None}, state_dependent=True)
+    with pytest.raises(ValueError, match="StateDependent"):
+        simulate_sde(Quadratic([[1.0]]), **{**BASE, "sigma2": None}, noise=StateDependent())
+    with pytest.raises(TypeError, match="noise"):
+        simulate_sde(Quadratic([[1.0]]), **{**BASE, "sigma2": None}, noise="isotropic")
 
 
 def test_nan_loss_at_theta0_is_reported():
     with pytest.raises(ValueError, match="_NaNLoss"):
-        simulate_sde(_NaNLoss(), **{**BASE, "theta0": -1.0})
-    res = simulate_sde(_NaNLoss(), **{**BASE, "theta0": 1.0, "sigma2": 1e-8})
+        simulate_sde(_nan_loss(), **{**BASE, "theta0": -1.0})
+    res = simulate_sde(_nan_loss(), **{**BASE, "theta0": 1.0, "sigma2": 1e-8})
     assert isinstance(res, SimResult)
 
 
 def test_first_passage_and_progress():
     land = Quadratic([[1.0]])
     res = simulate_sde(land, lr=0.5, batch_size=1, sigma2=1e-12, n_steps=20, n_particles=3, theta0=[[1.0], [0.05], [-1.0]],
-                       seed=0, first_passage=dict(target=[0.0], radius=0.1), progress=True)
+                       seed=0, observers=[FirstPassage(target=[0.0], radius=0.1)], progress=True)
     # deterministic GD x_t = 0.5^t x_0: |x| < 0.1 first at t = 4 (0.0625); 0.05 is inside at t = 0
     np.testing.assert_array_equal(res.first_passage_steps, [4.0, 0.0, 4.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         simulate_sde(land, lr=0.5, batch_size=1, sigma2=1.0, n_steps=5, n_particles=3, theta0=0.0, seed=0, dt=0.5,
-                     first_passage=dict(target=[5.0], radius=0.1))
+                     observers=[FirstPassage(target=[5.0], radius=0.1)])
 
 
 def test_running_histogram_counts_are_exact():
@@ -490,7 +508,7 @@ def test_running_histogram_counts_are_exact():
     e1 = np.array([-1.5, -0.4, -0.1, 0.0, 0.3, 1.2])
     T = 30
     res = simulate_sde(land, lr=0.2, batch_size=1, sigma2=1.0, n_steps=T, n_particles=3000, theta0=[0.0, 0.0], seed=6,
-                       histogram=dict(edges=[e0, e1], burn_in=T))
+                       observers=[Histogram([e0, e1], burn_in=T)])
     h2, _, _ = np.histogram2d(res.final[:, 0], res.final[:, 1], bins=[e0, e1])
     np.testing.assert_array_equal(res.histogram, h2.astype(np.int64))
     assert res.histogram_samples == 3000
@@ -499,10 +517,10 @@ def test_running_histogram_counts_are_exact():
     np.testing.assert_allclose(res.time_mean, res.final.mean(axis=0), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(res.time_cov, np.cov(res.final, rowvar=False, ddof=0), rtol=1e-10, atol=1e-14)
     res1 = simulate_sde(land, lr=0.2, batch_size=1, sigma2=1.0, n_steps=T, n_particles=3000, theta0=[0.0, 0.0], seed=6,
-                        histogram=dict(edges=e1, burn_in=T, dims=(1,)))
+                        observers=[Histogram(e1, burn_in=T, dims=(1,))])
     np.testing.assert_array_equal(res1.histogram, np.histogram(res1.final[:, 1], bins=e1)[0])
     # burn_in / every: the number of sampled times is as documented
     res2 = simulate_sde(land, lr=0.2, batch_size=1, sigma2=1.0, n_steps=T, n_particles=10, theta0=[0.0, 0.0], seed=6,
-                        histogram=dict(edges=e1, burn_in=7, every=5, dims=(1,)))
+                        observers=[Histogram(e1, burn_in=7, every=5, dims=(1,))])
     assert res2.params["histogram"]["n_times"] == len(range(7, T + 1, 5))
     assert res2.histogram_samples == 10 * len(range(7, T + 1, 5))

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from sim.observers import Basins, FirstPassage, Histogram, Record
 from sim.sgd import simulate_sgd
 from theory.landscapes import IsotropicNoiseFiniteSum, Quadratic, QuarticDoubleWell
 
@@ -94,11 +95,11 @@ def test_every_sample_used_once_per_epoch():
     # replacement it does not.
     N, S, lr = 12, 4, 0.3
     land = IsotropicNoiseFiniteSum(Quadratic([[1e-12]]), N, 1.0, seed=0)
-    res = simulate_sgd(land, lr=lr, batch_size=S, n_steps=9, n_particles=50, theta0=0.7, seed=1, record_every=3)
+    res = simulate_sgd(land, lr=lr, batch_size=S, n_steps=9, n_particles=50, theta0=0.7, seed=1, observers=[Record(3)])
     np.testing.assert_allclose(res.trajectory[:, :, 0], 0.7, atol=1e-10)
     assert np.ptp(res.trajectory[:, :, 0]) < 1e-10
-    res2 = simulate_sgd(land, lr=lr, batch_size=S, n_steps=9, n_particles=50, theta0=0.7, seed=1, record_every=3,
-                        replacement=True)
+    res2 = simulate_sgd(land, lr=lr, batch_size=S, n_steps=9, n_particles=50, theta0=0.7, seed=1,
+                        observers=[Record(3)], replacement=True)
     assert np.max(np.abs(res2.final[:, 0] - 0.7)) > 1e-3
 
 
@@ -121,9 +122,9 @@ def test_bit_identical_across_thread_counts_and_schedules():
     land = IsotropicNoiseFiniteSum(QuarticDoubleWell(0.1), 200, 4.0, seed=0)
     T = 200
     bs = np.where(np.arange(T) < 100, 8, 20)
-    kw = dict(lr=0.05, batch_schedule=bs, n_steps=T, n_particles=600, theta0=-1.0, seed=7, block_size=64,
-              histogram=dict(edges=np.linspace(-2, 2, 11)), first_passage=dict(target=[1.0], radius=0.3),
-              record_every=50, basin_every=100)
+    kw = dict(lr=0.05, batch_size=bs, n_steps=T, n_particles=600, theta0=-1.0, seed=7, block_size=64,
+              observers=[Histogram(np.linspace(-2, 2, 11)), FirstPassage(target=[1.0], radius=0.3), Record(50),
+                         Basins(100)])
     a = simulate_sgd(land, n_threads=1, **kw)
     b = simulate_sgd(land, n_threads=2, **kw)
     for name in ("final", "diverged_step", "trajectory", "histogram", "basin_counts", "first_passage_steps",
@@ -156,10 +157,10 @@ BASE = dict(lr=0.1, batch_size=5, n_steps=5, n_particles=4, theta0=0.0, seed=0)
         (dict(theta0=np.nan), "theta0"),
         (dict(n_steps=0), "n_steps"),
         (dict(momentum=1.5), "momentum"),
-        (dict(batch_schedule=[5, 5, 60, 5, 5]), "batch_schedule"),
-        (dict(batch_schedule=[5, 5, 5]), "batch_schedule"),
-        (dict(batch_schedule=[5, 5, 2.5, 5, 5]), "batch_schedule"),
-        (dict(lr_schedule=[0.1, 0.1, 0.0, 0.1, 0.1]), "lr_schedule"),
+        (dict(batch_size=[5, 5, 60, 5, 5]), "batch_size"),
+        (dict(batch_size=[5, 5, 5]), "batch_size"),
+        (dict(batch_size=[5, 5, 2.5, 5, 5]), "batch_size"),
+        (dict(lr=[0.1, 0.1, 0.0, 0.1, 0.1]), "lr"),
     ],
 )
 def test_bad_input_raises_naming_parameter(override, name):
@@ -180,7 +181,7 @@ def test_full_batch_heavy_ball_is_deterministic_gd():
     land = IsotropicNoiseFiniteSum(Quadratic([[lam]], center=[0.5]), N, 2.0, seed=4)
     T = 30
     res = simulate_sgd(land, lr=lr, batch_size=N, momentum=mu, n_steps=T, n_particles=3, theta0=[[2.0], [-1.0], [0.0]],
-                       seed=0, record_every=1)
+                       seed=0, observers=[Record(1)])
     th = np.array([2.0, -1.0, 0.0])
     v = np.zeros(3)
     expect = [th.copy()]
@@ -200,3 +201,101 @@ def test_single_particle_without_replacement_runs():
     land = IsotropicNoiseFiniteSum(QuarticDoubleWell(0.1), 100, 1.0)
     res = simulate_sgd(land, lr=0.05, batch_size=5, n_steps=100, n_particles=1, theta0=0.0, seed=0)
     assert res.final.shape == (1, 1) and np.all(np.isfinite(res.final))
+
+
+# ------------------------------------------------------------------------------------------
+# sampling without replacement: the law, exactly, and its memory
+# ------------------------------------------------------------------------------------------
+def test_fisher_yates_step_enumerates_every_permutation_once():
+    """Exact law of the epoch sampler: with offsets enumerated over all N·(N−1)·…·1 values (what
+    exactly uniform bounded integers draw with equal probability), the samples of one epoch run
+    through every permutation of 0..N−1 exactly once, from the identity and from any other
+    arrangement of the table (the one the previous epoch or particle left)."""
+    import itertools
+
+    from sim.sgd import draw_without_replacement
+
+    n = 5
+    for start in (np.arange(n), np.array([3, 0, 4, 1, 2])):
+        seen = []
+        for offsets in itertools.product(*[range(n - k) for k in range(n)]):
+            table = start.astype(np.int32).copy()
+            seen.append(tuple(draw_without_replacement(table, k, o) for k, o in enumerate(offsets)))
+        assert len(seen) == math.factorial(n) and len(set(seen)) == math.factorial(n)
+        assert set(seen) == set(itertools.permutations(range(n)))
+
+
+def test_bounded_integers_are_uniform():
+    """sim.rng.bounded: Pearson chi-square of 7 · 10⁵ draws on 0..6 against the uniform law,
+    below the 1 − 1e-6 quantile; a floor(u·7) with a 2⁻³ bias in one bin would give ~2000."""
+    from scipy import stats
+
+    from sim.rng import block_states, bounded_integers
+
+    draws = bounded_integers(block_states(3, 1)[0], 7, 700_000)
+    counts = np.bincount(draws, minlength=7)
+    assert counts.size == 7 and draws.min() >= 0
+    chi2 = np.sum((counts - 1e5) ** 2 / 1e5)
+    assert chi2 < stats.chi2.isf(1e-6, 6), chi2
+
+
+def test_epoch_batches_follow_the_uniform_permutation_law():
+    """N = 4, S = 2 (two steps per epoch) on l_j = εθ²/2 + ξ_jθ with lr = 1: each step moves θ by
+    −mean(ξ of the batch), which identifies the batch (the six pair sums differ).  Under sampling
+    without replacement the first batch of an epoch is each of the 6 pairs with probability 1/6
+    (Pearson chi-square, 1 − 1e-6 quantile), the second is always its complement, and the next
+    epoch's first batch is independent of this one (chi-square of the 6 × 6 table)."""
+    from scipy import stats
+
+    land = IsotropicNoiseFiniteSum(Quadratic([[1e-12]]), 4, 1.0, seed=2)
+    xi = land.data[:, 0]
+    pairs = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    sums = np.array([xi[a] + xi[b] for a, b in pairs])
+    assert np.min(np.abs(sums[:, None] - sums[None, :]) + np.eye(6)) > 1e-3
+    m = 60_000
+    res = simulate_sgd(land, lr=1.0, batch_size=2, n_steps=3, n_particles=m, theta0=0.0, seed=9,
+                       observers=[Record(1)])
+    steps = -np.diff(res.trajectory[:, :, 0], axis=0) * 2  # sums of the batches' ξ, (3, m)
+    which = np.argmin(np.abs(steps[:, :, None] - sums[None, None, :]), axis=2)
+    np.testing.assert_allclose(sums[which], steps, atol=1e-9)
+    complement = {k: pairs.index(tuple(sorted(set(range(4)) - set(p)))) for k, p in enumerate(pairs)}
+    assert np.all(which[1] == np.vectorize(complement.get)(which[0]))
+    first = np.bincount(which[0], minlength=6)
+    assert np.sum((first - m / 6) ** 2 / (m / 6)) < stats.chi2.isf(1e-6, 5)
+    table = np.zeros((6, 6))
+    np.add.at(table, (which[0], which[2]), 1)
+    chi2, p, _, _ = stats.chi2_contingency(table)
+    assert p > 1e-6, (chi2, p)
+
+
+def test_ten_million_samples_fit_in_memory():
+    """N = 10⁷ samples without replacement: memory O(N + block), not O(block·N) (256 × 10⁷ indices
+    would be 10 GB).  A fresh process compiles the kernels on a small data set first (compiling can
+    take ~1 GB when the disk cache is cold), resets its peak resident size (Linux clear_refs), then
+    runs 256 particles × 20 steps on N = 10⁷; the new peak, data (80 MB, plus the copies made while
+    whitening them) and one table of N int32 per thread (40 MB) included, must stay below 1 GB."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from theory.landscapes import IsotropicNoiseFiniteSum, QuarticDoubleWell\n"
+        "from sim.sgd import simulate_sgd\n"
+        "kw = dict(lr=0.01, batch_size=10, n_steps=20, n_particles=256, theta0=-1.0, seed=0)\n"
+        "simulate_sgd(IsotropicNoiseFiniteSum(QuarticDoubleWell(0.1), 100, 1.0, seed=0), **kw)\n"
+        "try:\n"
+        "    open('/proc/self/clear_refs', 'w').write('5')\n"
+        "except OSError:\n"
+        "    print('no-reset'); raise SystemExit\n"
+        "land = IsotropicNoiseFiniteSum(QuarticDoubleWell(0.1), 10_000_000, 1.0, seed=0)\n"
+        "res = simulate_sgd(land, **kw)\n"
+        "assert np.all(np.isfinite(res.final))\n"
+        "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1]
+    if last == "no-reset":
+        pytest.skip("this kernel cannot reset the peak resident size (/proc/self/clear_refs)")
+    peak_kb = int(last)
+    assert peak_kb < 1_000_000, peak_kb

@@ -1,4 +1,4 @@
-"""Fast versions of the noise-geometry experiments (sim.geometry_experiments).
+"""Fast versions of the noise-geometry experiments (validation.protocols.geometry).
 
 Statistical margins: ensemble means are compared with 4 standard errors (two-sided false-alarm
 probability ~6e-5 per comparison under a normal approximation); fractions use the binomial
@@ -14,8 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from sim.geometry_experiments import (
-    SharpFlatValley,
+from validation.protocols.geometry import (
     run_cyclical_experiment,
     run_escape_experiment,
     run_second_moment_check,
@@ -28,40 +27,6 @@ Z = 4.0  # standard errors, see module docstring
 def _se_frac(p, m):
     p = min(max(p, 1.0 / m), 1 - 1.0 / m)
     return math.sqrt(p * (1 - p) / m)
-
-
-# ----------------------------------------------------------------------------- landscape
-def test_sharp_flat_valley_derivatives_and_kernels():
-    """SharpFlatValley: gradient/Hessian match central differences (step 1e-6: error ~1e-10, we allow
-    1e-6 relative); numba kernels equal the NumPy methods; minima at s = -1 (sharp) and s = +1
-    (flat) with zero loss, and lambda_max(A) > 3 lambda_max(B)."""
-    land = SharpFlatValley(seed=3)
-    rng = np.random.default_rng(0)
-    th = 0.5 * rng.standard_normal(land.dim)
-    eps = 1e-6
-    fd_g = np.array([(land.value(th + eps * e) - land.value(th - eps * e)) / (2 * eps) for e in np.eye(land.dim)])
-    fd_h = np.array([(land.gradient(th + eps * e) - land.gradient(th - eps * e)) / (2 * eps) for e in np.eye(land.dim)])
-    g, h = land.gradient(th), land.hessian(th)
-    assert np.max(np.abs(g - fd_g)) <= 1e-6 * max(1, np.max(np.abs(g)))
-    assert np.max(np.abs(h - fd_h)) <= 1e-6 * max(1, np.max(np.abs(h)))
-    k = land.kernels
-    out = np.zeros(land.dim)
-    k.grad(th, land.params, out)
-    np.testing.assert_allclose(out, g, rtol=1e-12, atol=1e-14)
-    assert k.value(th, land.params) == pytest.approx(land.value(th), rel=1e-12)
-    idx = np.array([0, 7, 7, 3], dtype=np.int64)
-    k.batch_grad(th, land.params, land.data, idx, out)
-    np.testing.assert_allclose(out, land.sample_gradients(th)[idx].mean(axis=0), rtol=1e-12, atol=1e-14)
-    cov = np.zeros((land.dim, land.dim))
-    k.noise_cov(th, land.params, land.data, cov)
-    np.testing.assert_allclose(cov, land.noise_covariance(th), rtol=1e-10, atol=1e-14)
-    a, b = land.minima()
-    assert a.location[0] == pytest.approx(-1.0, abs=1e-8) and b.location[0] == pytest.approx(1.0, abs=1e-8)
-    assert a.loss == pytest.approx(0.0, abs=1e-20) and b.loss == pytest.approx(0.0, abs=1e-20)
-    assert a.eigenvalues[-1] > 3 * b.eigenvalues[-1]
-    # interpolation: zero noise at the minima, H = G there
-    np.testing.assert_allclose(land.noise_covariance(a.location), 0.0, atol=1e-25)
-    np.testing.assert_allclose(land.hessian(a.location), land.gauss_newton(a.location), atol=1e-12)
 
 
 def test_triangular_schedule():

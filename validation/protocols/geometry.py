@@ -22,7 +22,7 @@
     divergence; particles that never escape, or diverge before crossing, are reported.
 
 (b) Cyclical learning rates (:func:`run_cyclical_experiment`).
-    Landscape :class:`SharpFlatValley`: an interpolating finite sum with two strict global
+    Landscape :class:`theory.landscapes.SharpFlatValley`: an interpolating finite sum with two strict global
     minima (loss 0), A at s = -1 (sharp) and B at s = +1 (flat), joined along a flat
     coordinate s.  Every particle starts at A + small perturbation.  Arms (documented choice:
     **same mean learning rate**):
@@ -42,16 +42,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
+from sim.observers import Record
 from sim.sgd import simulate_sgd
 from theory import _checks
 from theory import noise_geometry as ng
-from theory.landscapes import FiniteSumLandscape, Kernels, LeastSquares
+from theory.landscapes import LeastSquares, SharpFlatValley
 
 __all__ = [
-    "SharpFlatValley",
     "make_escape_problem",
     "EscapeResult",
     "run_escape_experiment",
@@ -135,15 +134,9 @@ def _run_until_escape(land, theta0, theta_star, radius, u, lam, flat_mask, *, lr
     while done < n_steps and active.size:
         t = min(chunk, n_steps - done)
         th0 = state[active]
-        if active.size == 1:
-            # work-around: sim.sgd (without replacement) fails on a block of a single particle
-            # (read-only permutation array); run a duplicate and discard it
-            th0 = np.repeat(th0, 2, axis=0)
         res = simulate_sgd(land, lr=lr, batch_size=batch_size, n_steps=t, n_particles=th0.shape[0],
-                           theta0=th0, seed=next(seeds), record_every=1, n_threads=1,
+                           theta0=th0, seed=next(seeds), observers=[Record(1)], n_threads=1,
                            replacement=replacement)
-        if active.size == 1:
-            res.trajectory, res.final, res.diverged = res.trajectory[:, :1], res.final[:1], res.diverged[:1]
         w = res.trajectory[1:] - theta_star  # (t, M_active, d): states after 1..t steps of the chunk
         crossed = np.linalg.norm(w, axis=-1) > radius
         hit = crossed.any(axis=0)
@@ -300,196 +293,6 @@ def run_second_moment_check(
     )
 
 
-# ============================================================================ (b) landscape
-@numba.njit(nogil=True, cache=True)
-def _sfv_a(s, a_sharp, a_flat, kappa):
-    sg = 1.0 / (1.0 + math.exp(kappa * s))  # sigma(-kappa s)
-    da = a_sharp - a_flat
-    a = a_flat + da * sg
-    a1 = -kappa * da * sg * (1.0 - sg)
-    return a, a1
-
-
-@numba.njit(nogil=True, cache=True)
-def _sfv_residual(theta, row, k, a):
-    r = 0.0
-    for j in range(k):
-        r += row[j] * theta[1 + j]
-    s = theta[0]
-    return a * r + row[k] * 0.5 * (s * s - 1.0)
-
-
-@numba.njit(nogil=True, cache=True)
-def _sfv_add_grad(theta, row, k, a, a1, scale, out):
-    xz = 0.0
-    for j in range(k):
-        xz += row[j] * theta[1 + j]
-    s = theta[0]
-    r = a * xz + row[k] * 0.5 * (s * s - 1.0)
-    out[0] += scale * r * (a1 * xz + row[k] * s)
-    for j in range(k):
-        out[1 + j] += scale * r * a * row[j]
-
-
-@numba.njit(nogil=True, cache=True)
-def _sfv_value(theta, params):
-    # params = [l2, N, k, a_sharp, a_flat, kappa, data (N*(k+1))]
-    N = int(params[1])
-    k = int(params[2])
-    a, _ = _sfv_a(theta[0], params[3], params[4], params[5])
-    v = 0.0
-    for n in range(N):
-        row = params[6 + n * (k + 1): 6 + (n + 1) * (k + 1)]
-        r = _sfv_residual(theta, row, k, a)
-        v += 0.5 * r * r
-    v /= N
-    for i in range(theta.shape[0]):
-        v += params[0] * theta[i] * theta[i]
-    return v
-
-
-@numba.njit(nogil=True, cache=True)
-def _sfv_grad(theta, params, out):
-    N = int(params[1])
-    k = int(params[2])
-    a, a1 = _sfv_a(theta[0], params[3], params[4], params[5])
-    for i in range(theta.shape[0]):
-        out[i] = 2.0 * params[0] * theta[i]
-    for n in range(N):
-        row = params[6 + n * (k + 1): 6 + (n + 1) * (k + 1)]
-        _sfv_add_grad(theta, row, k, a, a1, 1.0 / N, out)
-
-
-@numba.njit(nogil=True, cache=True)
-def _sfv_batch_grad(theta, params, data, idx, out):
-    k = int(params[2])
-    a, a1 = _sfv_a(theta[0], params[3], params[4], params[5])
-    S = idx.shape[0]
-    for i in range(theta.shape[0]):
-        out[i] = 2.0 * params[0] * theta[i]
-    for t in range(S):
-        _sfv_add_grad(theta, data[idx[t]], k, a, a1, 1.0 / S, out)
-
-
-@numba.njit(nogil=True, cache=True)
-def _sfv_noise_cov(theta, params, data, out):
-    N = data.shape[0]
-    k = int(params[2])
-    D = theta.shape[0]
-    a, a1 = _sfv_a(theta[0], params[3], params[4], params[5])
-    mean = np.zeros(D)
-    g = np.zeros(D)
-    for i in range(D):
-        for j in range(D):
-            out[i, j] = 0.0
-    for n in range(N):
-        for i in range(D):
-            g[i] = 0.0
-        _sfv_add_grad(theta, data[n], k, a, a1, 1.0, g)
-        for i in range(D):
-            mean[i] += g[i] / N
-            for j in range(D):
-                out[i, j] += g[i] * g[j] / N
-    for i in range(D):
-        for j in range(D):
-            out[i, j] -= mean[i] * mean[j]
-
-
-class SharpFlatValley(FiniteSumLandscape):
-    """Interpolating finite sum with a sharp and a flat global minimum joined by a flat coordinate.
-
-    theta = (s, z) in R x R^k; per-sample residual and loss
-
-        r_i(theta) = a(s) x_i^T z + b_i (s^2 - 1)/2,      l_i = r_i^2 / 2 (+ tau ||theta||^2),
-        a(s) = a_flat + (a_sharp - a_flat) / (1 + exp(kappa s)),
-
-    with data rows (x_i, b_i), x_i ~ N(0, I_k), b_i ~ N(0, b_scale^2).  For N > k + 1 the global
-    minima (L = 0) are A = (-1, 0) and B = (+1, 0): at A the transverse curvature is ~ a_sharp^2
-    (sharp), at B ~ a_flat^2 (flat); the direction s joining them has curvature E b^2 s^2 (small).
-    The noise is that of a square loss at interpolation: Sigma_1 ~ 2L G near the minima
-    (aligned, vanishing at the minima).  Kernels follow :mod:`theory.landscapes`.
-    """
-
-    def __init__(self, *, n_samples: int = 40, k: int = 5, a_sharp: float = 2.5, a_flat: float = 1.0,
-                 kappa: float = 4.0, b_scale: float = 0.5, seed: int = 0, l2: float = 0.0):
-        n = _checks.check_int("n_samples", n_samples, minimum=2)
-        k = _checks.check_int("k", k, minimum=1)
-        if n <= k + 1:
-            raise ValueError(f"n_samples must be > k + 1 = {k + 1} for strict minima, got {n}")
-        _checks.check_positive("a_sharp", a_sharp)
-        _checks.check_positive("a_flat", a_flat)
-        _checks.check_positive("kappa", kappa)
-        _checks.check_positive("b_scale", b_scale)
-        super().__init__(k + 1, l2)
-        rng = np.random.default_rng(np.random.SeedSequence(seed))
-        x = rng.standard_normal((n, k))
-        b = b_scale * rng.standard_normal(n)
-        self.n_samples, self.k = n, k
-        self.a_sharp, self.a_flat, self.kappa = float(a_sharp), float(a_flat), float(kappa)
-        self.data = np.ascontiguousarray(np.column_stack([x, b]))
-        self.params = np.concatenate([[self.l2, n, k, self.a_sharp, self.a_flat, self.kappa], self.data.ravel()])
-
-    # ---- numpy model ----------------------------------------------------------------------
-    def _a(self, s):
-        sg = 1.0 / (1.0 + np.exp(self.kappa * s))
-        da = self.a_sharp - self.a_flat
-        return (self.a_flat + da * sg, -self.kappa * da * sg * (1 - sg),
-                self.kappa**2 * da * sg * (1 - sg) * (1 - 2 * sg))
-
-    def _parts(self, th):
-        x, b = self.data[:, :-1], self.data[:, -1]
-        s, z = th[:, 0], th[:, 1:]
-        a, a1, a2 = self._a(s)
-        xz = z @ x.T  # (n, N)
-        r = a[:, None] * xz + b[None, :] * 0.5 * (s[:, None] ** 2 - 1.0)
-        return x, b, s, a, a1, a2, xz, r
-
-    def _sample_losses(self, th):
-        return 0.5 * self._parts(th)[-1] ** 2
-
-    def _jac(self, th):
-        x, b, s, a, a1, a2, xz, r = self._parts(th)
-        js = a1[:, None] * xz + b[None, :] * s[:, None]  # (n, N)
-        jz = a[:, None, None] * x[None, :, :]             # (n, N, k)
-        return np.concatenate([js[:, :, None], jz], axis=2), r
-
-    def _sample_gradients(self, th):
-        j, r = self._jac(th)
-        return r[:, :, None] * j
-
-    def _hessian(self, th):
-        x, b, s, a, a1, a2, xz, r = self._parts(th)
-        j, _ = self._jac(th)
-        n = self.n_samples
-        h = np.einsum("msi,msj->mij", j, j) / n
-        h[:, 0, 0] += np.mean(r * (a2[:, None] * xz + b[None, :]), axis=1)
-        cross = a1[:, None] * (r @ x) / n  # (m, k): (1/N) sum r_i a'(s) x_i
-        h[:, 0, 1:] += cross
-        h[:, 1:, 0] += cross
-        return 0.5 * (h + np.swapaxes(h, -1, -2))
-
-    def gauss_newton(self, theta):
-        flat, batch = self._flatten(theta)
-        j, _ = self._jac(flat)
-        g = np.einsum("msi,msj->mij", j, j) / self.n_samples
-        return g.reshape(batch + (self.dim, self.dim))
-
-    def _minimum_guesses(self):
-        return np.array([np.r_[-1.0, np.zeros(self.k)], np.r_[1.0, np.zeros(self.k)]])
-
-    def basin_index(self, theta, **kw):
-        """0 = sharp minimum A (s = -1), 1 = flat minimum B (s = +1); gradient-flow basins."""
-        return super().basin_index(theta, **kw)
-
-    @property
-    def kernels(self) -> Kernels:
-        return Kernels(_sfv_value, _sfv_grad, _sfv_batch_grad, _sfv_noise_cov)
-
-    def __repr__(self) -> str:
-        return (f"SharpFlatValley(N={self.n_samples}, k={self.k}, a_sharp={self.a_sharp}, "
-                f"a_flat={self.a_flat}, kappa={self.kappa}, l2={self.l2})")
-
-
 # ============================================================================ (b) cyclical LR
 def triangular_schedule(n_steps: int, *, lr_low: float, lr_high: float, period: int) -> np.ndarray:
     """Triangular cyclical LR: lr_low -> lr_high -> lr_low every ``period`` steps (mean (low+high)/2
@@ -594,7 +397,7 @@ def run_cyclical_experiment(
         elif kind == "constant-peak":
             kw = dict(lr=lr_high)
         else:
-            kw = dict(lr_schedule=sched)
+            kw = dict(lr=sched)
         res = simulate_sgd(land, batch_size=bs, n_steps=n_steps, n_particles=n_particles, theta0=theta0,
                            seed=s, n_threads=1, divergence_bound=1e3, **kw)
         fin = res.finite()

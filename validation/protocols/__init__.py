@@ -1,0 +1,2 @@
+"""Simulation protocols of the validation checks that are more than one simulator call
+(experiments with their own stopping rules and outcome measures)."""
