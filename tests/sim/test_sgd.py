@@ -239,33 +239,76 @@ def test_bounded_integers_are_uniform():
     assert chi2 < stats.chi2.isf(1e-6, 6), chi2
 
 
-def test_epoch_batches_follow_the_uniform_permutation_law():
-    """N = 4, S = 2 (two steps per epoch) on l_j = εθ²/2 + ξ_jθ with lr = 1: each step moves θ by
-    −mean(ξ of the batch), which identifies the batch (the six pair sums differ).  Under sampling
-    without replacement the first batch of an epoch is each of the 6 pairs with probability 1/6
-    (Pearson chi-square, 1 − 1e-6 quantile), the second is always its complement, and the next
-    epoch's first batch is independent of this one (chi-square of the 6 × 6 table)."""
-    from scipy import stats
-
+def _pair_batches(m, **kw):
+    """N = 4, S = 2 on l_j = εθ²/2 + ξ_jθ with lr = 1: each step moves θ by −mean(ξ of the batch),
+    which identifies the batch (the six pair sums differ).  Returns the pairs and the index of the
+    pair drawn at each of 3 steps, (3, m)."""
     land = IsotropicNoiseFiniteSum(Quadratic([[1e-12]]), 4, 1.0, seed=2)
     xi = land.data[:, 0]
     pairs = [(a, b) for a in range(4) for b in range(a + 1, 4)]
     sums = np.array([xi[a] + xi[b] for a, b in pairs])
     assert np.min(np.abs(sums[:, None] - sums[None, :]) + np.eye(6)) > 1e-3
-    m = 60_000
     res = simulate_sgd(land, lr=1.0, batch_size=2, n_steps=3, n_particles=m, theta0=0.0, seed=9,
-                       observers=[Record(1)])
+                       observers=[Record(1)], **kw)
     steps = -np.diff(res.trajectory[:, :, 0], axis=0) * 2  # sums of the batches' ξ, (3, m)
     which = np.argmin(np.abs(steps[:, :, None] - sums[None, None, :]), axis=2)
     np.testing.assert_allclose(sums[which], steps, atol=1e-9)
-    complement = {k: pairs.index(tuple(sorted(set(range(4)) - set(p)))) for k, p in enumerate(pairs)}
-    assert np.all(which[1] == np.vectorize(complement.get)(which[0]))
-    first = np.bincount(which[0], minlength=6)
-    assert np.sum((first - m / 6) ** 2 / (m / 6)) < stats.chi2.isf(1e-6, 5)
+    return pairs, which
+
+
+def _uniform_and_independent(first, later):
+    """Pearson chi-square of ``first`` against 1/6 each, and of the 6 × 6 table (first, later) for
+    independence, both at the 1 − 1e-6 quantile."""
+    from scipy import stats
+
+    counts = np.bincount(first, minlength=6)
+    assert np.sum((counts - first.size / 6) ** 2 / (first.size / 6)) < stats.chi2.isf(1e-6, 5)
     table = np.zeros((6, 6))
-    np.add.at(table, (which[0], which[2]), 1)
+    np.add.at(table, (first, later), 1)
     chi2, p, _, _ = stats.chi2_contingency(table)
     assert p > 1e-6, (chi2, p)
+
+
+def test_epoch_batches_follow_the_uniform_permutation_law():
+    """Under sampling without replacement (two steps per epoch, _pair_batches) the first batch of an
+    epoch is each of the 6 pairs with probability 1/6, the second is always its complement, and the
+    next epoch's first batch is independent of this one."""
+    pairs, which = _pair_batches(60_000)
+    complement = {k: pairs.index(tuple(sorted(set(range(4)) - set(p)))) for k, p in enumerate(pairs)}
+    assert np.all(which[1] == np.vectorize(complement.get)(which[0]))
+    _uniform_and_independent(which[0], which[2])
+
+
+def test_per_step_subsets_are_uniform_and_independent():
+    """reshuffle="step": every batch is a uniform pair (1/6 each) independent of the previous step's,
+    so consecutive steps repeat a pair with probability 1/6; the epoch scheme (second batch = the
+    complement) never does: the wrong prediction for this scheme."""
+    _, which = _pair_batches(60_000, reshuffle="step")
+    _uniform_and_independent(which[0], which[1])
+    _uniform_and_independent(which[1], which[2])
+    repeats = np.mean(which[0] == which[1])
+    assert abs(repeats - 1 / 6) < Z * math.sqrt((1 / 6) * (5 / 6) / which.shape[1])
+
+
+def test_per_step_subsets_stationary_variance_is_ar1():
+    """reshuffle="step" on IsotropicNoiseFiniteSum(λ = 1), N = 1000, S = 10, η = 0.2: the batch noises of
+    different steps are independent with variance σ²(1/S − 1/N)N/(N − 1), so the variance is the AR(1)
+    value η²σ²·factor/(1 − a²) exactly (the value test_stationary_variance_exact rejects for epochs)."""
+    lam, lr, size, n, s2, m, t = 1.0, 0.2, 10, 1000, 2.0, 20_000, 250
+    land = IsotropicNoiseFiniteSum(Quadratic([[lam]]), n, s2, seed=3)
+    res = simulate_sgd(land, lr=lr, batch_size=size, n_steps=t, n_particles=m, theta0=0.0, seed=5, reshuffle="step")
+    v, se = var_and_se(res.final[:, 0])
+    factor = (1 / size - 1 / n) * n / (n - 1)
+    assert abs(v - lr**2 * s2 * factor / (1 - (1 - lr * lam) ** 2)) < Z * se
+    assert abs(v - exact_var_sgd(lam, lr, size, n, s2, t, replacement=False)) > Z * se
+
+
+def test_reshuffle_bad_input():
+    land = IsotropicNoiseFiniteSum(Quadratic([[1.0]]), 50, 1.0)
+    with pytest.raises(ValueError, match="reshuffle"):
+        simulate_sgd(land, reshuffle="batch", **BASE)
+    with pytest.raises(ValueError, match="reshuffle"):
+        simulate_sgd(land, reshuffle="step", replacement=True, **BASE)
 
 
 def test_ten_million_samples_fit_in_memory():
