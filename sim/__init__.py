@@ -3,9 +3,11 @@
 * :func:`sim.sde.simulate_sde` — Euler–Maruyama ensembles of the SDE (noise models in
   :mod:`sim.noise`; schedules; momentum; sub-stepping).
 * :func:`sim.sgd.simulate_sgd` — exact minibatch SGD ensembles on finite-sum landscapes.
+* :func:`sim.svag.simulate_svag` — SVAG (variance-amplified SGD, l SVAG steps per SGD step)
+  ensembles on finite-sum landscapes.
 * :func:`sim.engine.run_ensemble` — the engine both run on (blocks, seeds, threads,
   divergence), with observers from :mod:`sim.observers` (``Record``, ``Histogram``, ``Basins``,
-  ``FirstPassage``).
+  ``FirstPassage``, ``PathMaximum``).
 * :class:`sim.results.SimResult` — their common result container (save / load).
 * :mod:`sim.fokker_planck`, :mod:`sim.chain` — grid solutions of the Fokker–Planck equation and
   the exact law of the discrete 1-D chain.
@@ -16,18 +18,20 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["simulate_sde", "simulate_sgd", "run_ensemble", "SimResult", "Record", "Histogram", "Basins",
-           "FirstPassage", "Isotropic", "ConstantCovariance", "StateDependent"]
+__all__ = ["simulate_sde", "simulate_sgd", "simulate_svag", "run_ensemble", "SimResult", "Record", "Histogram",
+           "Basins", "FirstPassage", "PathMaximum", "Isotropic", "ConstantCovariance", "StateDependent"]
 
 _LAZY = {
     "simulate_sde": ("sim.sde", "simulate_sde"),
     "simulate_sgd": ("sim.sgd", "simulate_sgd"),
+    "simulate_svag": ("sim.svag", "simulate_svag"),
     "run_ensemble": ("sim.engine", "run_ensemble"),
     "SimResult": ("sim.results", "SimResult"),
     "Record": ("sim.observers", "Record"),
     "Histogram": ("sim.observers", "Histogram"),
     "Basins": ("sim.observers", "Basins"),
     "FirstPassage": ("sim.observers", "FirstPassage"),
+    "PathMaximum": ("sim.observers", "PathMaximum"),
     "Isotropic": ("sim.noise", "Isotropic"),
     "ConstantCovariance": ("sim.noise", "ConstantCovariance"),
     "StateDependent": ("sim.noise", "StateDependent"),

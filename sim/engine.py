@@ -2,9 +2,9 @@
 
 A run evolves M independent particles θ_i ∈ R^d (and, with heavy-ball momentum, velocities v_i)
 for ``n_steps`` SGD steps with a *method* (:class:`sim.sde.EulerMaruyama`,
-:class:`sim.sgd.MinibatchSGD`): an object that says how one step (or sub-step) maps the state
-and a random stream to the next state.  The engine does everything else, the same way for
-every method:
+:class:`sim.sgd.MinibatchSGD`, :class:`sim.svag.SVAG`): an object that says how one step (or
+sub-step) maps the state and a random stream to the next state.  The engine does everything
+else, the same way for every method:
 
 * **blocks and seeds** — particles are split into blocks of ``block_size`` (the block count
   depends on M and ``block_size`` only); block b draws from the SFC64 stream seeded by
@@ -18,7 +18,7 @@ every method:
   with the step in ``diverged_step``), and is left out of every observation after it.
 * **observers** (:mod:`sim.observers`) — objects passed as a list that measure during the run
   without storing paths: ``Record(every)``, ``Histogram(edges, burn_in, every)``,
-  ``Basins(every)``, ``FirstPassage(target, radius)``.  Each compiles a small hook that the
+  ``Basins(every)``, ``FirstPassage(target, radius)``, ``PathMaximum()``.  Each compiles a small hook that the
   kernel calls after every step (and sub-step) of every live particle.
 
 The per-block kernel is a template (:func:`_block_kernel`) specialised with the method's step,
@@ -288,7 +288,7 @@ def run_ensemble(method, *, theta0, n_steps: int, n_particles: int, seed, observ
     observers = list(observers)
     for k, obs in enumerate(observers):
         if not isinstance(obs, Observer):
-            raise TypeError(f"observers[{k}] must be an observer (Record, Histogram, Basins, FirstPassage), got {obs!r}")
+            raise TypeError(f"observers[{k}] must be an observer (Record, Histogram, Basins, FirstPassage, PathMaximum), got {obs!r}")
     kinds = [type(o).__name__ for o in observers]
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"observers: at most one of each kind per run, got {kinds}")
