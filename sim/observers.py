@@ -1,7 +1,8 @@
 """Observers: what a simulation measures while it runs, passed to a simulator as a list.
 
     simulate_sde(land, ..., observers=[Record(every=100), Histogram(edges, burn_in=1000),
-                                       Basins(every=50), FirstPassage(target=1, radius=0.2)])
+                                       Basins(every=50), FirstPassage(target=1, radius=0.2),
+                                       PathMaximum()])
 
 Each observer is an object with a compiled *hook* ``hook(data, i, step, time, theta)`` that the
 engine's kernel calls for every live particle i of a block: after each whole SGD step
@@ -27,7 +28,7 @@ import numpy as np
 from theory import _checks
 from theory._numba import jit, specialise
 
-__all__ = ["Observer", "Record", "Histogram", "Basins", "FirstPassage", "chain_hooks"]
+__all__ = ["Observer", "Record", "Histogram", "Basins", "FirstPassage", "PathMaximum", "chain_hooks"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,3 +344,40 @@ class FirstPassage(Observer):
     def describe(self):
         return dict(target=self.target.tolist(), radius=self.radius)
 
+
+
+# --------------------------------------------------------------------------------------------
+# PathMaximum
+# --------------------------------------------------------------------------------------------
+def _path_maximum_hook(data, i, step, time, theta):
+    largest = data[0]
+    r2 = 0.0
+    for k in range(theta.shape[0]):
+        r2 += theta[k] * theta[k]
+    if r2 > largest[i]:
+        largest[i] = r2
+
+
+class PathMaximum(Observer):
+    """Largest distance from the origin along each path, sup_t ‖θ_t‖ over every state reached
+    (the initial one, every step and sub-step): ``result.path_maximum`` (M,).  A diverged particle
+    left every bound below the run's ``divergence_bound``, so its entry is inf: the fraction with
+    ``path_maximum > R`` is the probability of ever exceeding R, diverged runs included (e.g. the
+    escape counts at an unstable minimum at the origin)."""
+
+    name = "path_maximum"
+
+    def __init__(self):
+        self.hook = jit(_path_maximum_hook, "PathMaximum hook")
+
+    def prepare(self, run):
+        super().prepare(run)
+        self.largest = np.zeros(run.n_particles)
+
+    def block_data(self, b, rows):
+        return (self.largest[rows],)
+
+    def finish(self, result):
+        out = np.sqrt(self.largest)
+        out[result.diverged] = np.inf
+        result.path_maximum = out

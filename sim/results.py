@@ -34,6 +34,7 @@ _ARRAY_FIELDS = (
     "final_velocity",
     "time_mean",
     "time_cov",
+    "path_maximum",
 )
 
 
@@ -69,6 +70,8 @@ class SimResult:
         Average and covariance of θ over all samples of the histogram window (every particle,
         every sampled step; inside or outside the edges): time-and-ensemble averages without
         storing paths.
+    path_maximum : (M,) float or None
+        sup over the run of ‖θ_t‖ per particle (``PathMaximum()``); inf for diverged particles.
     params : dict
         The run's settings (JSON-serialisable), including ``seed``.
     """
@@ -90,6 +93,7 @@ class SimResult:
     final_velocity: np.ndarray | None = None
     time_mean: np.ndarray | None = None
     time_cov: np.ndarray | None = None
+    path_maximum: np.ndarray | None = None
 
     # ---- summaries ---------------------------------------------------------------------
     @property

@@ -76,12 +76,12 @@ def test_minimal_result_round_trip(tmp_path):
 
 
 def test_results_from_simulator_round_trip(tmp_path):
-    from sim.observers import Histogram, Record
+    from sim.observers import Histogram, PathMaximum, Record
     from sim.sde import simulate_sde
     from theory.landscapes import Quadratic
 
     res = simulate_sde(Quadratic([[1.0]]), lr=0.1, batch_size=1, sigma2=1.0, n_steps=10, n_particles=20, theta0=0.0,
-                       seed=4, observers=[Histogram(np.linspace(-1, 1, 5)), Record(5)], momentum=0.5)
+                       seed=4, observers=[Histogram(np.linspace(-1, 1, 5)), Record(5), PathMaximum()], momentum=0.5)
     res.save(tmp_path / "s.npz")
     q = SimResult.load(tmp_path / "s.npz")
     np.testing.assert_array_equal(q.final, res.final)
@@ -89,5 +89,6 @@ def test_results_from_simulator_round_trip(tmp_path):
     np.testing.assert_array_equal(q.histogram, res.histogram)
     np.testing.assert_array_equal(q.time_mean, res.time_mean)
     np.testing.assert_array_equal(q.time_cov, res.time_cov)
+    np.testing.assert_array_equal(q.path_maximum, res.path_maximum)
     assert q.params == res.params
     assert q.params["seed"] == 4

@@ -50,7 +50,8 @@ def _points(land, n, seed):
 def test_registry_holds_every_builtin():
     """The registry is filled by the classes themselves (a new class cannot be forgotten)."""
     assert {"Landscape", "FiniteSumLandscape", "Quadratic", "QuarticDoubleWell", "GaussianWells", "LeastSquares",
-            "IsotropicNoiseFiniteSum", "ConstantNoiseFiniteSum", "SharpFlatValley", "TwoLayerRegression"} <= set(NAMES)
+            "IsotropicNoiseFiniteSum", "ConstantNoiseFiniteSum", "SharpFlatValley", "TwoLayerRegression",
+            "InterpolatingQuadratics"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -8,13 +8,15 @@ minibatch SGD, come from per-sample functions (:mod:`theory.landscapes.finite_su
 
 Built-ins (each a file): :class:`Quadratic`, :class:`QuarticDoubleWell`, :class:`GaussianWells`
 (:func:`double_well_1d`, :func:`wells_2d`, :func:`multi_well`), :class:`LeastSquares`,
-:class:`IsotropicNoiseFiniteSum`, :class:`ConstantNoiseFiniteSum`, :class:`SharpFlatValley`.
+:class:`IsotropicNoiseFiniteSum`, :class:`ConstantNoiseFiniteSum`, :class:`SharpFlatValley`,
+:class:`InterpolatingQuadratics`.
 Every class registers itself in :data:`REGISTRY` (the generic tests run on each ``example()``).
 """
 from theory.landscapes.base import REGISTRY, Functions, Landscape, LandscapeProtocol, Minimum
 from theory.landscapes._compiled import Compiled
 from theory.landscapes.finite_sum import ConstantNoiseFiniteSum, FiniteSumLandscape, IsotropicNoiseFiniteSum
 from theory.landscapes.gaussian_wells import GaussianWells, double_well_1d, multi_well, wells_2d
+from theory.landscapes.interpolating import InterpolatingQuadratics
 from theory.landscapes.least_squares import LeastSquares
 from theory.landscapes.quadratic import Quadratic
 from theory.landscapes.quartic import QuarticDoubleWell
@@ -38,4 +40,5 @@ __all__ = [
     "ConstantNoiseFiniteSum",
     "LeastSquares",
     "SharpFlatValley",
+    "InterpolatingQuadratics",
 ]
