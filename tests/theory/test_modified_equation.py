@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.chain import EulerChain1D
+from sim.chain import mass_below, stationary_law
 from theory import discrete, minima
 from theory import modified_equation as me
-from theory.landscapes import GaussianWells, Quadratic, _saddles_1d, double_well_1d
+from theory.landscapes import GaussianWells, Quadratic, double_well_1d
+from theory.landscapes.basins import saddles_1d
 
 SET = settings(max_examples=20, deadline=None)
 SIGMA2 = 100.0  # large enough that batch_size = lr / n >= 1 at every lr used below
@@ -146,18 +147,10 @@ def _well():
 
 
 def chain_law(land, lr, temperature, box=BOX, per_sd=12):
-    """Exact stationary cell masses of the SGD chain, Richardson-extrapolated in the grid: the chain on
-    cells of width h (per_sd cells per step s.d.) and h/2, the fine masses summed in pairs,
-    (4 fine - coarse)/3.  The transfer operator's midpoint rule in the source cell makes the masses
-    O(h^2)-accurate; the extrapolation leaves O(h^4) (measured: 12/24 vs 24/48 cells per s.d. agree to
-    3e-9 in P(A)).  Returns (edges, masses)."""
-    sd = math.sqrt(2.0 * lr * temperature)
-    n = int(per_sd * (box[1] - box[0]) / sd)
-    edges = np.linspace(box[0], box[1], n + 1)
-    fine = np.linspace(box[0], box[1], 2 * n + 1)
-    coarse = EulerChain1D(land, edges, lr=lr, step_sd=sd).stationary()
-    pf = EulerChain1D(land, fine, lr=lr, step_sd=sd).stationary()
-    return edges, (4.0 * (pf[0::2] + pf[1::2]) - coarse) / 3.0
+    """Exact stationary cell masses of the SGD chain, Richardson-extrapolated in the grid
+    (sim.chain.stationary_law: O(h^4), measured: 12/24 vs 24/48 cells per s.d. agree to 3e-9 in P(A)).
+    Returns (edges, masses)."""
+    return stationary_law(land, box[0], box[1], lr=lr, step_sd=math.sqrt(2.0 * lr * temperature), cells_per_sd=per_sd)
 
 
 def theory_cells(land, edges, lr, temperature, **kw):
@@ -169,12 +162,6 @@ def theory_cells(land, edges, lr, temperature, **kw):
     return cells / cells.sum()
 
 
-def mass_below(edges, masses, x):
-    """Mass left of x, the cell containing x split linearly (error O(h^2 p'), and p' = 0 at a saddle)."""
-    frac = np.clip((x - edges[:-1]) / (edges[1] - edges[0]), 0.0, 1.0)
-    return float(np.sum(masses * frac))
-
-
 LAWS = {"order 1 (Gibbs)": dict(order=1), "order 2 (sde)": dict(order=2, method="sde"),
         "order 2 (expansion)": dict(order=2, method="expansion"), "Li-Tai-E": dict(order=2, variant="li_tai_e")}
 
@@ -182,7 +169,7 @@ LAWS = {"order 1 (Gibbs)": dict(order=1), "order 2 (sde)": dict(order=2, method=
 @pytest.fixture(scope="module")
 def well_errors():
     land = _well()
-    saddle = float(_saddles_1d(land)[0])
+    saddle = float(saddles_1d(land)[0])
     l1 = {k: [] for k in LAWS}
     pa = {k: [] for k in LAWS}
     pa_chain = []
@@ -273,7 +260,7 @@ def test_threshold_shift_against_exact_chain():
     3% (the quadratic term left by the extrapolation is < 1% of the shift here; measured 0.5% (sde),
     0.05% (expansion)).  Gibbs' n* does not move at all: the wrong prediction."""
     land = _threshold_well()
-    saddle = float(_saddles_1d(land)[0])
+    saddle = float(saddles_1d(land)[0])
     lr = 0.05
     n1 = me.threshold_noise(land, lr=lr, sigma2=SIGMA2, order=1)
     n_sde = me.threshold_noise(land, lr=lr, sigma2=SIGMA2, order=2, method="sde")
