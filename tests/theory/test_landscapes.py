@@ -304,6 +304,19 @@ def test_isotropic_finite_sum_has_exact_covariance():
         assert land.value(np.array(theta)[None])[0] == pytest.approx(base.value(np.array(theta)[None])[0])
 
 
+def test_symmetric_noise_has_no_odd_moments():
+    """symmetric=True: the ξ_i come in pairs ±ξ, so Σξ_i = 0, (1/N)Σξ_iξ_iᵀ = σ²I and every third moment
+    (1/N)Σξ_iaξ_ibξ_ic vanishes (to round-off); an odd N is refused, naming n_samples."""
+    land = IsotropicNoiseFiniteSum(wells_2d(), 40, 0.7, seed=5, symmetric=True)
+    xi = land.data
+    np.testing.assert_allclose(xi.T @ xi / 40, 0.7 * np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(np.einsum("ia,ib,ic->abc", xi, xi, xi) / 40, 0.0, atol=1e-12)
+    plain = IsotropicNoiseFiniteSum(wells_2d(), 40, 0.7, seed=5).data
+    assert np.max(np.abs(np.einsum("ia,ib,ic->abc", plain, plain, plain))) / 40 > 1e-3
+    with pytest.raises(ValueError, match="n_samples"):
+        IsotropicNoiseFiniteSum(wells_2d(), 41, 0.7, symmetric=True)
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     loss_a=st.floats(-0.5, 0.3), loss_b=st.floats(-0.5, 0.3),

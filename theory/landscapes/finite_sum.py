@@ -199,11 +199,19 @@ def _noise_hessian(theta, row, out):
     return out
 
 
-def _whitened_draws(n_samples: int, dim: int, seed) -> np.ndarray:
-    """Gaussian draws ξ_j (N, dim), centred and whitened: Σξ_j = 0, (1/N) Σ ξ_jξ_jᵀ = I exactly."""
+def _whitened_draws(n_samples: int, dim: int, seed, symmetric: bool = False) -> np.ndarray:
+    """Gaussian draws ξ_j (N, dim), centred and whitened: Σξ_j = 0, (1/N) Σ ξ_jξ_jᵀ = I exactly.
+    ``symmetric``: N/2 draws and their negatives (N even), so that every odd moment of the samples
+    vanishes exactly, not only the first."""
     rng = np.random.default_rng(seed)
-    xi = rng.standard_normal((n_samples, dim))
-    xi -= xi.mean(axis=0)
+    if symmetric:
+        if n_samples % 2:
+            raise ValueError(f"n_samples must be even for symmetric noise (pairs ±ξ), got {n_samples}")
+        half = rng.standard_normal((n_samples // 2, dim))
+        xi = np.concatenate([half, -half])
+    else:
+        xi = rng.standard_normal((n_samples, dim))
+        xi -= xi.mean(axis=0)
     chol = np.linalg.cholesky(xi.T @ xi / n_samples)
     return np.linalg.solve(chol, xi.T).T
 
@@ -213,9 +221,14 @@ class IsotropicNoiseFiniteSum(FiniteSumLandscape):
 
     The ξ_j are Gaussian draws, centred and whitened, so the full-batch loss is exactly the base
     loss L and the per-sample gradient covariance is exactly σ²I at every θ: the setting of the
-    paper's Theorem 1, now with real minibatches.  Needs N > dim."""
+    paper's Theorem 1, now with real minibatches.  Needs N > dim.
 
-    def __init__(self, base: Landscape, n_samples: int, sigma2: float, seed: int = 0):
+    ``symmetric=True`` draws the ξ_j in pairs ±ξ (N even): every odd moment of the per-sample noise
+    vanishes exactly.  A skewness γ₁ of the per-sample noise moves the stationary law of SGD at
+    fixed n = η/S by O(γ₁√n), however small η (docs/beyond-the-paper.md); N Gaussian draws have
+    |γ₁| ~ √(6/N) by chance, which symmetric pairs remove."""
+
+    def __init__(self, base: Landscape, n_samples: int, sigma2: float, seed: int = 0, symmetric: bool = False):
         if isinstance(base, FiniteSumLandscape) or not isinstance(base, Landscape):
             raise TypeError("base must be a plain (non finite-sum) landscape")
         n_samples = _checks.check_int("n_samples", n_samples, minimum=2)
@@ -223,7 +236,7 @@ class IsotropicNoiseFiniteSum(FiniteSumLandscape):
             raise ValueError(f"n_samples must be > dim = {base.dim} to whiten the per-sample noise, got {n_samples}")
         _checks.check_positive("sigma2", sigma2)
         self.sigma2 = float(sigma2)
-        xi = _whitened_draws(n_samples, base.dim, seed) * math.sqrt(self.sigma2)
+        xi = _whitened_draws(n_samples, base.dim, seed, symmetric) * math.sqrt(self.sigma2)
         self._init_noise(base, xi)
 
     def _init_noise(self, base, xi):
