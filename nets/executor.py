@@ -43,8 +43,11 @@ def _cached_data(cfg, device, data_root):
 def execute_task(task: dict) -> list:
     """Run one task (see module docstring); return ``[(name, status), ...]``."""
     import torch
+    from .svag import execute_svag_task, is_svag_task
     from .train import RunConfig, load_result, train_group, train_run
 
+    if is_svag_task(task):   # SVAG runs (nets.svag) train with their own trainer
+        return execute_svag_task(task)
     if task.get("threads"):
         torch.set_num_threads(int(task["threads"]))
     cfgs = [RunConfig.from_dict(c) for c in task["configs"]]

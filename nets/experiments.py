@@ -443,6 +443,26 @@ def fig7(preset, dataset, seed):
                      betas=[1, 2, 3, 5, 7, 10], sizes=[None], seeds=5, epochs=100)
 
 
+# ----------------------------------------------------------------------------- svag (SDE-regime test)
+def svag(preset, dataset, seed):
+    """SVAG (Li, Malladi & Arora 2021; :mod:`nets.svag`) at Fig. 1 points: the 4-layer BN MLP at fixed
+    (η, S) with amplification l ∈ {1, 2, 4} (l·⌊N/S⌋ SVAG steps of η/l per epoch, l = 1 is SGD); test
+    accuracy and sharpness vs l say whether the network is in the SDE regime
+    (:mod:`validation.nets_svag`). Quick: Fig. 1's quick size, η ∈ {0.025, 0.1} at S = 32, 1 seed;
+    full: η ∈ {0.02, 0.1} at S = 100 (η/S = 2e-4, 1e-3), Fig. 1's 200 epochs, 2 seeds."""
+    from .svag import SVAGRunConfig
+    quick = preset == "quick"
+    points, seeds, epochs = ([(0.025, 32), (0.1, 32)], 1, 2) if quick else ([(0.02, 100), (0.1, 100)], 2, 200)
+    base = QUICK_MEASURE if quick else FULL_MEASURE
+    measure = {k: base[k] for k in ("samples", "hessian_frobenius_hutchinson", "hessian_top_eigenvalue")}
+    runs = [SVAGRunConfig(name=f"lr{_fmt(lr)}_bs{bs}_l{amp}" + (f"_s{s}" if s else ""), model="mlp4_bn",
+                          model_kw=dict(width=32) if quick else {}, dataset=dataset, data_kw=_data_kw(preset, dataset),
+                          lr=lr, batch_size=bs, epochs=epochs, seed=seed + s, measure=dict(measure),
+                          loss_log_every=1 if quick else 50, amplification=amp)
+            for lr, bs in points for s in range(seeds) for amp in (1, 2, 4)]
+    return Plan("svag", preset, dataset, runs)
+
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("fig1", "η/S grid: Hessian norm & val. acc. vs η/S, 4-layer BN MLP", "fashion-mnist", fig1),
     Experiment("fig2", "interpolation between minima at different / equal η/S, ResNet-56", "cifar10", fig2),
@@ -454,6 +474,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("fig8", "η/S sweep, ResNet-56", "cifar10", fig8),
     Experiment("fig9", "η/S grid, 20-layer ReLU MLP without BN, good/bad init", "fashion-mnist", fig9),
     Experiment("table1", "discrete-S vs discrete-η vs triangle vs constant schedules, VGG-11", "cifar10", table1),
+    Experiment("svag", "SVAG l ∈ {1, 2, 4} at Fig. 1 points: is the network in the SDE regime?", "fashion-mnist", svag),
 ]}
 
 

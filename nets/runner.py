@@ -194,7 +194,13 @@ def estimate_time(tasks: list[dict], device: str, data_root=None, step_path: str
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
+    from .svag import estimate_svag_task, is_svag_task
     for t in tasks:
+        if is_svag_task(t):   # SVAG runs (nets.svag): estimated by their own trainer's step
+            est = estimate_svag_task(t, device, data_root)
+            train_s, meas_s, n_timed = (train_s + est["training_s"], meas_s + est["measurement_s"],
+                                        n_timed + est["timed_steps"])
+            continue
         cfgs = [RunConfig.from_dict(c) for c in t["configs"]]
         data = _cached_data(cfgs[0], device, data_root)
         _, bss, _ = validate(cfgs[0], data.n_train)

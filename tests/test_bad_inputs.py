@@ -130,7 +130,13 @@ def _api_cases(root):
     from nets import measure as M
     from nets import results as R
     from nets import train as T
+    from nets.svag import SVAGRunConfig, svag_weights, validate_svag
+    from sim.sgd import simulate_sgd
+    from sim.svag import simulate_svag
     from theory._checks import check_output_dir
+    from theory.landscapes import InterpolatingQuadratics, IsotropicNoiseFiniteSum, Quadratic
+
+    finite = IsotropicNoiseFiniteSum(Quadratic([[1.0]]), 10, 1.0)
 
     def cfg(**kw):
         base = dict(name="r", model="mlp4_bn", model_kw=dict(width=8), data_kw=dict(val_size=50, train_size=200),
@@ -151,6 +157,21 @@ def _api_cases(root):
         ("load_experiment missing", lambda: R.find_experiments(root / "nope"), r"nope does not exist"),
         ("output dir is a file", lambda: check_output_dir("--out", root / "afile"), r"--out .*afile: a file of that name"),
         ("eigen k < 1", lambda: M.top_eigenpairs(lambda v: v, 5, k=0), r"k must be >= 1"),
+        ("svag amplification 0", lambda: svag_weights(0), r"amplification must be an integer >= 1, got 0"),
+        ("svag amplification 1.5", lambda: svag_weights(1.5), r"amplification must be an integer >= 1, got 1\.5"),
+        ("svag with momentum", lambda: validate_svag(SVAGRunConfig(**cfg(momentum=0.9).to_dict(), amplification=2), 200),
+         r"momentum must be 0 for SVAG"),
+        ("simulate_svag amplification 0", lambda: simulate_svag(finite, lr=0.1, batch_size=2, amplification=0,
+                                                                n_steps=1, n_particles=1, theta0=0.0, seed=0),
+         r"amplification must be >= 1"),
+        ("simulate_svag amplification 2.5", lambda: simulate_svag(finite, lr=0.1, batch_size=2, amplification=2.5,
+                                                                  n_steps=1, n_particles=1, theta0=0.0, seed=0),
+         r"amplification must be an integer"),
+        ("one-sample non-uniformity", lambda: InterpolatingQuadratics([2.0]),
+         r"per_sample_hessians must hold N >= 2 samples"),
+        ("reshuffle with replacement", lambda: simulate_sgd(finite, lr=0.1, batch_size=2, n_steps=1, n_particles=1,
+                                                            theta0=0.0, seed=0, replacement=True, reshuffle="step"),
+         r"reshuffle='step' describes sampling without replacement"),
     ]
 
 
