@@ -43,6 +43,7 @@ from .nets_results import (HNORM_ESTIMATORS, HNORM_LABELS, MIN_RUNS, _completed,
 
 
 from .nets_grid import analyse_grid  # noqa: E402
+from .nets_svag import analyse_svag  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- per-figure analyses
@@ -328,6 +329,7 @@ ANALYSES = {
     "fig6": analyse_breaking,
     "fig7": analyse_breaking,
     "table1": analyse_table1,
+    "svag": analyse_svag,
 }
 
 
