@@ -102,6 +102,7 @@ __all__ = [
     "threshold_noise",
     "log_weight",
     "threshold_noise_laplace",
+    "cell_masses",
 ]
 
 VARIANTS = ("full", "li_tai_e")
@@ -333,6 +334,22 @@ def _segments_1d(landscape, temp: float):
     saddles = np.asarray(_saddles_1d(landscape), dtype=float) if len(landscape.minima()) > 1 else np.zeros(0)
     cuts = np.concatenate([[low], saddles[(saddles > low) & (saddles < high)], [high]])
     return cuts, np.arange(cuts.size - 1)
+
+
+def cell_masses(landscape, edges, *, lr, batch_size, sigma2, order: int = 2, variant: str = "full",
+                method: str = "sde"):
+    """Stationary mass of each cell [e_k, e_(k+1)] of a uniform 1-D grid ``edges`` under the modified
+    equation's law (:func:`stationary_log_density`), by Simpson's rule on each cell (its ends and
+    midpoint: error O(h^5) per cell), normalised over the cells: the form in which to compare the law
+    with the exact chain's cell masses (:func:`sim.chain.stationary_law`)."""
+    edges = np.asarray(edges, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or not np.allclose(np.diff(edges), edges[1] - edges[0], rtol=1e-9, atol=0):
+        raise ValueError("edges must be a uniform increasing 1-D grid of at least 2 values")
+    nodes = np.linspace(edges[0], edges[-1], 2 * (edges.size - 1) + 1)
+    p = np.exp(stationary_log_density(landscape, nodes, lr=lr, batch_size=batch_size, sigma2=sigma2, order=order,
+                                      variant=variant, method=method))
+    cells = (edges[1] - edges[0]) / 6.0 * (p[0:-1:2] + 4.0 * p[1::2] + p[2::2])
+    return cells / cells.sum()
 
 
 def basin_probabilities(landscape, *, lr, batch_size, sigma2, order: int = 2, variant: str = "full",

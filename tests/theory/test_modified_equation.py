@@ -154,12 +154,8 @@ def chain_law(land, lr, temperature, box=BOX, per_sd=12):
 
 
 def theory_cells(land, edges, lr, temperature, **kw):
-    """Cell masses of the theory's density: Simpson on each cell (edges and midpoints), normalised."""
-    nodes = np.linspace(edges[0], edges[-1], 2 * (edges.size - 1) + 1)
-    p = np.exp(me.stationary_log_density(land, nodes, **params(lr, temperature), **kw))
-    h = edges[1] - edges[0]
-    cells = h / 6.0 * (p[0:-1:2] + 4.0 * p[1::2] + p[2::2])
-    return cells / cells.sum()
+    """Cell masses of the theory's density (theory.modified_equation.cell_masses: Simpson per cell)."""
+    return me.cell_masses(land, edges, **params(lr, temperature), **kw)
 
 
 LAWS = {"order 1 (Gibbs)": dict(order=1), "order 2 (sde)": dict(order=2, method="sde"),
