@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from sim.chain import EulerChain1D
 from theory import discrete, minima
 from theory import modified_equation as me
-from theory.landscapes import GaussianWells, Quadratic, _saddles_1d, double_well_1d
+from theory.landscapes import GaussianWells, Quadratic, double_well_1d
+from theory.landscapes.basins import saddles_1d
 
 SET = settings(max_examples=20, deadline=None)
 SIGMA2 = 100.0  # large enough that batch_size = lr / n >= 1 at every lr used below
@@ -182,7 +183,7 @@ LAWS = {"order 1 (Gibbs)": dict(order=1), "order 2 (sde)": dict(order=2, method=
 @pytest.fixture(scope="module")
 def well_errors():
     land = _well()
-    saddle = float(_saddles_1d(land)[0])
+    saddle = float(saddles_1d(land)[0])
     l1 = {k: [] for k in LAWS}
     pa = {k: [] for k in LAWS}
     pa_chain = []
@@ -273,7 +274,7 @@ def test_threshold_shift_against_exact_chain():
     3% (the quadratic term left by the extrapolation is < 1% of the shift here; measured 0.5% (sde),
     0.05% (expansion)).  Gibbs' n* does not move at all: the wrong prediction."""
     land = _threshold_well()
-    saddle = float(_saddles_1d(land)[0])
+    saddle = float(saddles_1d(land)[0])
     lr = 0.05
     n1 = me.threshold_noise(land, lr=lr, sigma2=SIGMA2, order=1)
     n_sde = me.threshold_noise(land, lr=lr, sigma2=SIGMA2, order=2, method="sde")
