@@ -24,33 +24,8 @@ set -uo pipefail
 DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 DATA_DIR="${1:-/usr/share/datasets/fashion-mnist}"
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export OUT="${OUT:-$PWD/gpu-out}"
-PY="${PYTHON:-python3}"
-mkdir -p "$OUT"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export CUBLAS_WORKSPACE_CONFIG=:4096:8      # deterministic cuBLAS for the bitwise-resume tests
-LOG="$OUT/log.txt"
-: > "$LOG"
-STATUS="$WORK/status.txt"
-: > "$STATUS"
-
-# The dataset: the loader wants <root>/fashion-mnist/*.gz
-mkdir -p "$WORK/data"
-ln -s "$(cd "$DATA_DIR" 2>/dev/null && pwd || echo "$DATA_DIR")" "$WORK/data/fashion-mnist"
-
-step() {   # step NAME TIMEOUT_S COMMAND...
-    local name="$1" limit="$2"; shift 2
-    local t0=$SECONDS
-    echo "===== $name (timeout ${limit}s): $*" >>"$LOG"
-    (cd "$REPO" && timeout --kill-after=10 "$limit" "$@") >>"$LOG" 2>&1
-    local rc=$?
-    echo "===== $name: exit $rc after $((SECONDS - t0)) s" >>"$LOG"
-    echo "$name $rc $((SECONDS - t0))" >>"$STATUS"
-    echo "$name: exit $rc ($((SECONDS - t0)) s)"
-}
 
 if [ $DRY = 1 ]; then
     DEVICE=cpu
@@ -113,8 +88,4 @@ if [ -d "$WORK/runs" ]; then
     tar -C "$WORK" --exclude='*.pt' -czf "$OUT/fig1-results.tar.gz" runs 2>>"$LOG"
 fi
 
-step summary 15 "$PY" benchmarks/gpu_summary.py --out "$OUT" --status "$STATUS" --title \
-    "GPU check$([ $DRY = 1 ] && echo ' (dry run on the CPU)')" --device "$DEVICE"
-cat "$OUT/summary.md" 2>/dev/null
-# exit status: 0 when every step passed
-! awk '$2 != 0 {bad=1} END {exit !bad}' "$STATUS"
+finish --title "GPU check$([ $DRY = 1 ] && echo ' (dry run on the CPU)')" --device "$DEVICE"

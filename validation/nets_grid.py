@@ -21,8 +21,8 @@ how many runs it left out. Statements:
   descent at step η, and SGD's noise only tightens the bound (Wu, Ma & E 2018); graded, with the
   Lanczos tolerance as slack;
 * **measured temperature** — T = η·tr C/(2S) from the measured gradient covariance: whether log ‖H‖_F
-  ranks better with log T than with log η/S (paired bootstrap of |ρ_T| − |ρ_n|, 95% interval);
-  reported.
+  lines up better with log T than with log η/S, both predicted to correlate negatively (paired
+  bootstrap of the signed difference ρ_n − ρ_T, 95% interval); reported.
 
 Figures: ``<exp>.png`` (sharpness and accuracy vs η/S with error bars from the stored standard
 errors, η by colour and S by marker, non-converged runs drawn hollow, never dropped; η·λ_max/2 over
@@ -156,6 +156,9 @@ def edge_of_stability_statement(rows: list[dict], exp_runs: dict) -> tuple[dict,
 
 
 def temperature_statement(rows: list[dict], col: str, label: str) -> dict:
+    """Does log sharpness line up better with the measured temperature T = η·tr C/(2S) than with η/S?
+    Both are predicted to correlate negatively with sharpness (more noise, wider minimum), so the
+    comparison is signed: Δ = ρ(log h, log η/S) − ρ(log h, log T), > 0 when T lines up better."""
     h = _vals(rows, col)
     n = _vals(rows, "noise")
     t = _vals(rows, "temperature")
@@ -165,18 +168,21 @@ def temperature_statement(rows: list[dict], col: str, label: str) -> dict:
                     verdict="too few runs")
     st_t = S.spearman_ci(np.log(t[ok]), np.log(h[ok]))
     st_n = S.spearman_ci(np.log(n[ok]), np.log(h[ok]))
-    b = S.bootstrap_abs_rho_difference(np.log(t[ok]), np.log(n[ok]), np.log(h[ok]))
+    b = S.bootstrap_rho_difference(np.log(t[ok]), np.log(n[ok]), np.log(h[ok]), sign=-1)
     if b["lo"] > 0:
         verdict = "sharpness lines up better with the measured temperature than with eta/S"
     elif b["hi"] < 0:
         verdict = "sharpness lines up better with eta/S than with the measured temperature"
     else:
         verdict = "no detectable difference between the measured temperature and eta/S"
+    if st_t["rho"] > 0:
+        verdict += (" (the measured temperature correlates with the wrong sign: tr C, taken at the end point, "
+                    "shrinks with the loss, so the flattest minima have the smallest end-point temperature)")
     return dict(statement=(
         f"measured temperature T = eta*trC/(2S) [{label}]: rho(log sharpness, log T) = {st_t['rho']:.3f} "
         f"[{st_t['lo']:.2f}, {st_t['hi']:.2f}] vs rho(log sharpness, log eta/S) = {st_n['rho']:.3f} "
-        f"[{st_n['lo']:.2f}, {st_n['hi']:.2f}]; |rho_T| - |rho_n| = {b['delta']:.3f}, 95% bootstrap CI "
-        f"[{b['lo']:.3f}, {b['hi']:.3f}] (n = {b['n']}): {verdict} (reported)"),
+        f"[{st_n['lo']:.2f}, {st_n['hi']:.2f}], both predicted < 0; rho_n - rho_T = {b['delta']:.3f}, 95% bootstrap "
+        f"CI [{b['lo']:.3f}, {b['hi']:.3f}] (n = {b['n']}): {verdict} (reported)"),
         verdict="reported", rho_temperature=st_t["rho"], rho_noise=st_n["rho"], delta=b["delta"], ci=[b["lo"], b["hi"]])
 
 
@@ -268,12 +274,13 @@ def _scatter(ax, rows, ycol, secol=None, *, colour, marker, xcol="noise"):
                     ms=6, capsize=2, lw=0.8)
 
 
-def _legend(ax, colour, marker):
+def _legend(fig, colour, marker):
+    """One legend for the figure, below the panels, so that it never hides a point."""
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=c, marker="o", ls="", label=f"η = {lr:g}") for lr, c in colour.items()]
     handles += [Line2D([], [], color="k", marker=m, ls="", mfc="none", label=f"S = {bs:g}") for bs, m in marker.items()]
     handles += [Line2D([], [], color="grey", marker="o", ls="", mfc="none", label="not converged (hollow)")]
-    ax.legend(handles=handles, fontsize=6, ncol=2, loc="best")
+    fig.legend(handles=handles, fontsize=7, ncol=len(handles), loc="lower center", frameon=False)
 
 
 def _rho_text(ax, x, y):
@@ -302,7 +309,6 @@ def _draw_grid(exp, out, figs, col, hlabel, statements):
             log_axis(ax[0], "y")
         log_axis(ax[0], "x")
         ax[0].set(xlabel="η/S", ylabel=f"Hessian norm: {hlabel}", title=f"{exp['name']}{tag}: sharpness")
-        _legend(ax[0], colour, marker)
         _scatter(ax[1], rows, "val_acc", colour=colour, marker=marker)
         _rho_text(ax[1], np.log(_vals(conv, "noise")), _vals(conv, "val_acc"))
         log_axis(ax[1], "x")
@@ -334,7 +340,8 @@ def _draw_grid(exp, out, figs, col, hlabel, statements):
                       title="sharpness vs measured temperature")
         else:
             ax[3].set_visible(False)
-    _save(fig, exp, out / f"{exp['name']}.png")
+    _legend(fig, colour, marker)
+    _save(fig, exp, out / f"{exp['name']}.png", bottom=0.08 / nrow)
     plt.close(fig)
 
 
@@ -365,15 +372,16 @@ def _draw_same_ratio(exp, out, rows, col, hlabel):
                 ticks.append(x)
                 labels.append(f"{lr:g}/{bs:g}")
             ax.axvspan(x0 - 0.4, x0 + len(pts) - 0.6, color="0.9", zorder=0)
-            ax.text(x0 + (len(pts) - 1) / 2, 1.01, f"η/S = {ratio:.2g}", transform=ax.get_xaxis_transform(),
+            ax.text(x0 + (len(pts) - 1) / 2, 1.01, f"{ratio:.1g}", transform=ax.get_xaxis_transform(),
                     ha="center", fontsize=7)
             x0 += len(pts) + 1
         ax.set_xticks(ticks)
         ax.set_xticklabels(labels, rotation=45, fontsize=7)
-        ax.set(xlabel="η / S  (dots: seeds; bar: mean ± SD over seeds)", ylabel=label)
+        ax.text(0.0, 1.01, "η/S:", transform=ax.transAxes, ha="right", fontsize=7)
+        ax.set(xlabel="η / S of each (η, S) pair  (dots: seeds; bar: mean ± SD over seeds)", ylabel=label)
         if logy:
             log_axis(ax, "y")
-    axes[0].set_title(f"{exp['name']}: runs at the same η/S", pad=14)
+    fig.suptitle(f"{exp['name']}: converged runs at the same η/S (grey bands), by (η, S) pair", y=0.93, fontsize=10)
     if len(quantities) == 1:
         axes[1].set_visible(False)
     _save(fig, exp, out / f"{exp['name']}_same_ratio.png")

@@ -57,15 +57,15 @@ def scale_label(plan: Optional[dict]) -> str:
     return label
 
 
-def _save(fig, exp, path: Path):
+def _save(fig, exp, path: Path, bottom: float = 0.0):
     """Every figure names its experiment, preset and any rescaling, so a rescaled run's figure is
-    never mistaken for the preset's."""
+    never mistaken for the preset's. ``bottom`` keeps that fraction of the height for a figure legend."""
     label = scale_label(exp.get("plan"))
     if label:
         fig.suptitle(label, fontsize=8, y=0.995, ha="center")
-        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        fig.tight_layout(rect=(0, bottom, 1, 0.96))
     else:
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=120)
 
 
@@ -96,10 +96,19 @@ def corr_statement(what: str, stats: dict, predicted_sign: Optional[int]) -> dic
 
 
 def log_axis(ax, which: str = "x") -> None:
-    """A log axis with ticks at 1, 2 and 5 per decade labelled in plain numbers (0.0002, 0.001, ...)."""
+    """A log axis labelled in plain numbers (0.0002, 0.001, ...): ticks at 1, 2 and 5 per decade over
+    a narrow range, one per decade over a few decades, and at most about six over a wide one."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    if decades <= 2.2:
+        locator = LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+    elif decades <= 5:
+        locator = LogLocator(base=10, subs=(1.0,))
+    else:
+        locator = LogLocator(base=10, subs=(1.0,), numticks=6)
+    axis.set_major_locator(locator)
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["spearman_ci", "f_test_groups", "bootstrap_abs_rho_difference", "bonferroni_alpha", "pooled_variance"]
+__all__ = ["spearman_ci", "f_test_groups", "bootstrap_rho_difference", "bonferroni_alpha", "pooled_variance"]
 
 #: Fieller, Hartley & Pearson (1957): the Fisher z of a Spearman coefficient has variance ≈ 1.06/(n − 3).
 SPEARMAN_Z_VAR = 1.06
@@ -72,9 +72,12 @@ def f_test_groups(groups: Sequence[Sequence[float]], error_var: float, error_dof
     return out
 
 
-def bootstrap_abs_rho_difference(x1, x2, y, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """Paired bootstrap (resampling the units) of Δ = |ρ_S(x1, y)| − |ρ_S(x2, y)|: which of two
-    predictors ranks y better. Returns ``dict(delta, lo, hi, n)`` with the percentile interval."""
+def bootstrap_rho_difference(x1, x2, y, *, sign: int = 1, n_boot: int = 2000, seed: int = 0,
+                             level: float = 0.95) -> dict:
+    """Paired bootstrap (resampling the units) of Δ = sign·(ρ_S(x1, y) − ρ_S(x2, y)): which of two
+    predictors ranks y better in the direction ``sign`` a theory predicts (sign = −1: the more
+    negative correlation wins; a correlation of the wrong sign counts against its predictor).
+    Returns ``dict(delta, lo, hi, n)`` with the percentile interval."""
     from scipy.stats import spearmanr
     x1, x2, y = (np.asarray(a, float) for a in (x1, x2, y))
     ok = np.isfinite(x1) & np.isfinite(x2) & np.isfinite(y)
@@ -86,7 +89,7 @@ def bootstrap_abs_rho_difference(x1, x2, y, *, n_boot: int = 2000, seed: int = 0
     def d(idx):
         a = spearmanr(x1[idx], y[idx])[0]
         b = spearmanr(x2[idx], y[idx])[0]
-        return abs(a) - abs(b)
+        return sign * (a - b)
 
     import warnings
     rng = np.random.default_rng(np.random.SeedSequence(seed))

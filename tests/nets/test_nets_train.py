@@ -270,46 +270,6 @@ def test_group_with_diverged_member_restarts_from_its_checkpoint(tiny_root, tmp_
             assert _states_equal(torch.load(tmp_path / "ref" / c.name / MODEL), torch.load(cut / c.name / MODEL))
 
 
-class _FakeGraphOps:
-    """Stands in for CUDA graphs on CPU: 'capture' records the step closure (without running it,
-    like a real capture), 'replay' calls it. Tests the replay bookkeeping of train_group."""
-    captured = 0
-
-    @staticmethod
-    def supported(device):
-        return True
-
-    @staticmethod
-    def warmup_context():
-        import contextlib
-        return contextlib.nullcontext()
-
-    @classmethod
-    def capture(cls, fn):
-        cls.captured += 1
-        return fn
-
-    @staticmethod
-    def replay(graph):
-        graph()
-
-
-def test_graph_replay_logic_matches_eager(tiny_root, monkeypatch):
-    import nets.train as T
-    d = D.load("fashion-mnist", data_root=tiny_root, val_size=50, train_size=200, test_size=50)
-    cyc_bs = {"kind": "cyclic_discrete", "base": 40, "peak": 8, "period": 2}   # S = 40, 8, 40
-    cfgs = [_cfg(name=f"r{i}", seed=i, lr=lr, momentum=m, epochs=3, batch_size=cyc_bs)
-            for i, (lr, m) in enumerate([(0.05, 0.0), (0.02, 0.9)])]
-    eager = train_group(cfgs, data=d)
-    monkeypatch.setattr(T, "GRAPH_OPS", _FakeGraphOps)
-    graphed = train_group(cfgs, data=d, step_path="cuda-graph")
-    assert _FakeGraphOps.captured == 2          # batch sizes 40 and 8: one graph each, reused in epoch 3
-    for a, b in zip(eager, graphed):
-        # identical operations in identical order: bitwise equal on CPU
-        assert a["history"]["train_loss"] == b["history"]["train_loss"]
-        assert a["history"]["train_loss_running"] == b["history"]["train_loss_running"]
-
-
 def test_tracked_measurements_are_the_requested_subset(tiny_root):
     """``measure_tracked`` limits what is measured during training; the end-of-run measurement is complete."""
     measure = dict(samples=32, hessian_trace_hutchinson=dict(n_samples=2),
