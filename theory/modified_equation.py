@@ -325,7 +325,7 @@ def quadratic_stationary_variance(lam, *, lr, batch_size, sigma2, order: int = 2
 def _segments_1d(landscape, temp: float):
     """Integration box of ``landscape.bounds(temp)`` cut at the basin boundaries (the local maxima
     between consecutive minima of a 1-D landscape), with the basin index of each segment."""
-    from theory.landscapes import _saddles_1d
+    from theory.landscapes.basins import saddles_1d as _saddles_1d
 
     if landscape.dim != 1:
         raise ValueError(f"basin quadrature of the modified equation is 1-D only, got landscape.dim = {landscape.dim}")

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from sim.chain import EulerChain1D
 from theory import discrete, minima
 from theory import modified_equation as me
-from theory.landscapes import GaussianWells, Quadratic, _saddles_1d, double_well_1d
+from theory.landscapes import GaussianWells, Quadratic, double_well_1d
+from theory.landscapes.basins import saddles_1d as _saddles_1d
 
 SET = settings(max_examples=20, deadline=None)
 SIGMA2 = 100.0  # large enough that batch_size = lr / n >= 1 at every lr used below
