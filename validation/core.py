@@ -144,6 +144,7 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)
     figure: Optional[str] = None
     wall_time: float = 0.0
+    cpu_time: float = 0.0
     phases: dict = field(default_factory=dict)
     error: Optional[str] = None
     quick: bool = False
@@ -186,14 +187,14 @@ class CheckResult:
 
     def to_json(self) -> dict:
         d = {k: _jsonable(getattr(self, k)) for k in ("name", "title", "claim", "paper_ref", "sabotage", "notes",
-                                                       "figure", "wall_time", "phases", "error", "quick", "seed")}
+                                                       "figure", "wall_time", "cpu_time", "phases", "error", "quick", "seed")}
         d.update(status=self.status, passed=self.passed, n_comparisons=len(self.comparisons),
                  n_rejecting=self.n_rejecting, comparisons=[c.to_json() for c in self.comparisons])
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "CheckResult":
-        keys = ("name", "title", "claim", "paper_ref", "sabotage", "notes", "figure", "wall_time", "phases",
+        keys = ("name", "title", "claim", "paper_ref", "sabotage", "notes", "figure", "wall_time", "cpu_time", "phases",
                 "error", "quick", "seed")
         missing = [k for k in ("name", "comparisons", "quick", "seed") if k not in d]
         if missing:
@@ -332,7 +333,7 @@ def evaluate(check: Check, data: dict, *, quick: bool, seed: int, sabotage: bool
 def run_check(check: Check, *, quick: bool, seed: int, sabotage: bool = False, progress=None) -> CheckResult:
     """Compute and grade one check, catching its errors into the result (a crashed check fails,
     loudly, with its traceback). The data are in ``result.data``; drawing is the runner's job."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     phases = {}
     try:
         data, ctx = compute(check, quick=quick, seed=seed, progress=progress)
@@ -345,4 +346,5 @@ def run_check(check: Check, *, quick: bool, seed: int, sabotage: bool = False, p
                              quick=quick, seed=seed, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
     result.phases = phases
     result.wall_time = time.perf_counter() - t0
+    result.cpu_time = time.process_time() - c0  # all threads of this process
     return result

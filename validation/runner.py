@@ -65,11 +65,12 @@ def summary_rows(results: list[CheckResult]) -> list[tuple[str, ...]]:
     for r in results:
         w = r.worst
         rows.append((r.name, r.status, f"{r.n_rejecting}/{len(r.comparisons)}", w.label if w else "-",
-                     _fmt(w.distance) if w else "-", _fmt(w.tolerance) if w else "-", f"{r.wall_time:.1f}"))
+                     _fmt(w.distance) if w else "-", _fmt(w.tolerance) if w else "-", f"{r.wall_time:.1f}",
+                     f"{r.cpu_time:.1f}"))
     return rows
 
 
-HEADER = ("check", "status", "rejects wrong", "worst comparison", "distance", "tolerance", "time [s]")
+HEADER = ("check", "status", "rejects wrong", "worst comparison", "distance", "tolerance", "wall [s]", "cpu [s]")
 
 
 def format_table(results: list[CheckResult]) -> str:
@@ -101,8 +102,8 @@ def markdown_report(results: list[CheckResult], *, quick: bool, seed: int, wall:
         "A check passes when every comparison is within its tolerance and every comparison's data reject its named "
         "wrong prediction (a comparison that could not have failed is a failure).",
         "",
-        "| check | status | rejects wrong | worst comparison | distance | tolerance | time [s] |",
-        "|---|---|---|---|---|---|---|",
+        "| check | status | rejects wrong | worst comparison | distance | tolerance | wall [s] | cpu [s] |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in summary_rows(results):
         out.append("| " + " | ".join(row) + " |")
@@ -276,6 +277,7 @@ def run(
         "mode": "quick" if quick else "default",
         "seed": seed,
         "wall_time": wall,
+        "cpu_time": sum(r.cpu_time for r in results),
         "load": load.strip(" ·"),
         "passed": sum(r.passed for r in results),
         "total": len(results),

@@ -208,3 +208,22 @@ def test_load_npz_names_the_bad_file(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(ValueError, match="d.npz"):
         vio.load_npz(bad)
+
+
+def test_the_documented_example_check_runs_and_passes(tmp_path):
+    """docs/architecture.md's 'Adding a check' example, executed as written."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    code = re.search(r"## Adding a check.*?```python\n(.*?)```", text, re.S).group(1)
+    namespace = {"__name__": "validation.checks.my_claim"}
+    try:
+        exec(compile(code, "docs/architecture.md", "exec"), namespace)
+        check = core.REGISTRY["my_claim"]()
+        res = core.run_check(check, quick=True, seed=0)
+        assert res.passed, (res.error, [(c.distance, c.tolerance, c.wrong_distance) for c in res.comparisons])
+        runner.draw_figure(check, res, tmp_path)
+        assert res.error is None and (tmp_path / "my_claim.png").exists()
+    finally:
+        core.REGISTRY.pop("my_claim", None)

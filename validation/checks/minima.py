@@ -236,6 +236,10 @@ class NoiseThreshold(Check):
                  a_curv=float(a_min.hessian[0, 0]), b_curv=float(b_min.hessian[0, 0]),
                  fp_cut=float(sol.mass[np.searchsorted(sol.grid.edges[0], saddle) - 1]),
                  slope=(quad_pa(n_exact * 1.01) - quad_pa(n_exact * 0.99)) / (0.02 * n_exact))
+        n_grid = np.linspace(0.15 * n_star, 2.0 * n_star, 60)
+        d.update(n_grid=n_grid, quad_grid=np.array([quad_pa(n) for n in n_grid]),
+                 laplace_grid=np.array([tminima.probabilities([a_min, b_min], lr=n, batch_size=1, sigma2=sigma2)[0]
+                                        for n in n_grid]))
         ctx.phase("second-order modified equation: crossing at η = n")
         n_me = _crossing_fixed_point(land, sigma2, n_exact)
 
@@ -325,12 +329,12 @@ class NoiseThreshold(Check):
                  f"{se_sgd:.1e}; {d['n_div']} diverged particles.")
 
     def draw(self, d, plt):
-        # the exact curve is redrawn from the stored simulated points and the quadrature values
         n_star, sigma2, m = d["n_star"], d["sigma2"], d["m"]
         lrs = d["lrs"]
         fig, ax = plt.subplots(figsize=(8.5, 5))
         se = lambda p: np.sqrt(p * (1 - p) / m)  # noqa: E731
-        ax.plot(lrs, d["quad_p"], "k-", lw=2, marker="s", mfc="none", label="exact Gibbs basin mass p_A (quadrature)")
+        ax.plot(d["n_grid"], d["quad_grid"], "k-", lw=2, label="exact Gibbs basin mass p_A (quadrature)")
+        ax.plot(d["n_grid"], d["laplace_grid"], "C2--", lw=1.2, label="Laplace (eq. 3)")
         ax.plot(lrs, d["me_p"], "C1--", lw=1.2, label="second-order modified equation at η = n")
         ax.plot(lrs, d["chain_p"], "C2:", lw=1.2, label="exact Euler chain at η = n")
         ax.errorbar(lrs * 0.99, d["em_p"], yerr=se(d["em_p"]), fmt="o", color="C0", label=f"Euler–Maruyama, M = {m}")
