@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         usage=f"{prog} [-h] [--version] [--quick] [--only NAME [NAME ...]] [--list] [--out DIR] [--fig-dir DIR]\n"
               f"{' ' * (len(prog) + 7)}[--seed N] [--resume] [--no-progress]\n"
               f"       {prog} nets RESULTS_DIR [--out DIR]",
-        description="Run the theory validation suite: Euler–Maruyama ensembles, exact minibatch SGD and Fokker–Planck "
-        "solutions lined up against the analytic formulas of 'Three Factors Influencing Minima in SGD'; every "
+        description="Run the theory validation suite: Euler–Maruyama ensembles, exact minibatch SGD and "
+        "Fokker–Planck solutions lined up against the analytic formulas of 'Three Factors Influencing Minima in SGD'; every "
         "comparison also names a wrong prediction that the same data must reject.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")

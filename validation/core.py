@@ -37,7 +37,8 @@ import numpy as np
 
 from validation.io import atomic_write_text  # noqa: F401  (the network statements write through it)
 
-__all__ = ["atomic_write_text", "Check", "Comparison", "CheckResult", "Context", "REGISTRY", "METRICS", "distance", "run_check",
+__all__ = ["atomic_write_text", "Check", "Comparison", "CheckResult", "Context", "REGISTRY", "METRICS", "distance",
+           "run_check",
            "compute", "evaluate"]
 
 METRICS = ("max_abs", "max_rel", "l1", "max_z", "abs", "rel")
@@ -186,8 +187,9 @@ class CheckResult:
         return max(self.comparisons, key=lambda c: c.distance / c.tolerance)
 
     def to_json(self) -> dict:
-        d = {k: _jsonable(getattr(self, k)) for k in ("name", "title", "claim", "paper_ref", "sabotage", "notes",
-                                                       "figure", "wall_time", "cpu_time", "phases", "error", "quick", "seed")}
+        keys = ("name", "title", "claim", "paper_ref", "sabotage", "notes", "figure", "wall_time", "cpu_time", "phases",
+                "error", "quick", "seed")
+        d = {k: _jsonable(getattr(self, k)) for k in keys}
         d.update(status=self.status, passed=self.passed, n_comparisons=len(self.comparisons),
                  n_rejecting=self.n_rejecting, comparisons=[c.to_json() for c in self.comparisons])
         return d

@@ -155,13 +155,13 @@ def _csv_text(rows: list[dict]) -> str:
 def load_comparisons(path: str | os.PathLike):
     """The comparisons of a validation run (``OUT`` or ``OUT/comparisons.csv``) as a pandas DataFrame
     (pandas is the optional ``tables`` extra)."""
-    import pandas as pd
-
     p = Path(path)
-    if p.is_dir():
+    if p.suffix != ".csv":
         p = p / "comparisons.csv"
     if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist (run python -m validation --out DIR first)")
+        raise FileNotFoundError(f"{p} does not exist (python -m validation --out DIR writes DIR/comparisons.csv)")
+    import pandas as pd
+
     return pd.read_csv(p)
 
 

@@ -161,6 +161,9 @@ def test_outputs_under_out_with_relative_links_csv_and_file_modes(toy_checks, tm
     assert list(rows[0]) == list(runner.CSV_COLUMNS)
     assert rows[0]["check"] == "toy_coin" and rows[0]["passed"] == "True" and rows[0]["rejected"] == "True"
     assert rows[0]["wrong_prediction"] == "p = 0.6"
+    pd = pytest.importorskip("pandas")
+    df = runner.load_comparisons(out)
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == list(runner.CSV_COLUMNS) and len(df) == 2
 
 
 def test_fig_dir_elsewhere_only_when_asked(toy_checks, tmp_path):

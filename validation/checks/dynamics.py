@@ -24,6 +24,7 @@ from validation.checks._common import (BS0, DATA_SEED, LR0, N_DATA, SIGMA2, cell
                                        double_well, finite_sum, midpoint_gibbs_masses, run_em, run_sgd, sample_cells,
                                        trajectory_1d)
 from validation.core import Check
+from validation.plotting import decorate
 from validation.stats import binomial_se, bonferroni_z, censored_exponential_mean, variance_with_se
 
 __all__ = ["BreakingPoint", "Momentum", "EscapeTimes", "rr_variance"]
@@ -263,12 +264,12 @@ class BreakingPoint(Check):
                 ax.plot(b, cont * 0.8, "rx", ms=9)
         ax.plot([], [], "rx", label="diverged (all particles)")
         ax.axvline(beta_star, color="r", lw=0.8, label=f"β* = 2/(ηλ) = {beta_star:.0f}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(f"β  (η = β·{lr0}, S = β)")
-        ax.set_ylabel("stationary Var θ")
-        ax.set_title("quadratic λ = 1: variance at fixed η/S")
-        ax.legend(fontsize=7)
+        decorate(ax, xscale="log",
+                 yscale="log",
+                 xlabel=f"β  (η = β·{lr0}, S = β)",
+                 ylabel="stationary Var θ",
+                 title="quadratic λ = 1: variance at fixed η/S",
+                 legend=7)
         ax = axes[1]
         N, lr_f = d["fd_N"], d["fd_lr"]
         noisy = d["fd_S"] < N
@@ -280,12 +281,12 @@ class BreakingPoint(Check):
                 label="finite-data factor, i.i.d. steps")
         ax.plot(Ss, d["fd_exact"], "s", mfc="none", color="C0", label="exact (reshuffling)")
         ax.errorbar(Ss, d["fd_var"], yerr=z1 * d["fd_var_se"], fmt="o", color="C1", label="SGD without replacement")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(f"S (N = {N})")
-        ax.set_ylabel("stationary Var θ")
-        ax.set_title("finite data as S → N")
-        ax.legend(fontsize=7)
+        decorate(ax, xscale="log",
+                 yscale="log",
+                 xlabel=f"S (N = {N})",
+                 ylabel="stationary Var θ",
+                 title="finite data as S → N",
+                 legend=7)
         ax = axes[2]
         bs = d["dw_betas"]
         zd = bonferroni_z(bs.size)
@@ -295,10 +296,10 @@ class BreakingPoint(Check):
         ax.plot(bs, d["dw_stat"], "^", mfc="none", color="C2", label="exact chain, stationary")
         ax.axhline(d["dw_gibbs"], color="k", label="SDE / Gibbs")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("β at fixed η/S")
-        ax.set_ylabel("P(basin A)")
-        ax.set_title("double well: basin probability vs β")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="β at fixed η/S",
+                 ylabel="P(basin A)",
+                 title="double well: basin probability vs β",
+                 legend=7)
         fig.suptitle("Breaking point (§4.4): at fixed η/S the discrete-time theory, not the SDE, explains large β")
         fig.tight_layout()
         return fig
@@ -488,12 +489,12 @@ class Momentum(Check):
         ax.plot([], [], "rx", label="diverged")
         ax.axvline(limit / (1 - mu), color="r", lw=0.8, label="ηλ = 2(1+μ)")
         ax.axvline(2.0, color="gray", lw=0.8, ls="--", label="ηλ/(1−μ) = 2")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("ηλ/(1 − μ)")
-        ax.set_ylabel("stationary Var θ")
-        ax.set_title(f"quadratic λ = 1, S = 1, μ = {mu}")
-        ax.legend(fontsize=7)
+        decorate(ax, xscale="log",
+                 yscale="log",
+                 xlabel="ηλ/(1 − μ)",
+                 ylabel="stationary Var θ",
+                 title=f"quadratic λ = 1, S = 1, μ = {mu}",
+                 legend=7)
         xs = d["dw_eff"]
         zw = bonferroni_z(2)
         ax = axes[1]
@@ -501,19 +502,19 @@ class Momentum(Check):
                     label="SGD + momentum")
         ax.axhline(d["pA_g"], color="k", label="Gibbs at η/((1−μ)S)")
         ax.axhline(d["pA_nomom"], color="k", ls=":", label="Gibbs at η/S (ignoring μ)")
-        ax.set_xscale("log")
-        ax.set_xlabel("ηλ_max/(1 − μ) at fixed η/((1 − μ)S)")
-        ax.set_ylabel("P(basin A)")
-        ax.set_title("double well: basin probability")
-        ax.legend(fontsize=7)
+        decorate(ax, xscale="log",
+                 xlabel="ηλ_max/(1 − μ) at fixed η/((1 − μ)S)",
+                 ylabel="P(basin A)",
+                 title="double well: basin probability",
+                 legend=7)
         ax = axes[2]
         ax.errorbar(xs, d["dw_EL"], yerr=zw * d["dw_EL_se"], fmt="o", color="C1", label="SGD + momentum")
         ax.axhline(d["EL_g"], color="k", label="Gibbs at η/((1−μ)S)")
-        ax.set_xscale("log")
-        ax.set_xlabel("ηλ_max/(1 − μ) at fixed η/((1 − μ)S)")
-        ax.set_ylabel("E[L]")
-        ax.set_title("double well: mean loss")
-        ax.legend(fontsize=7)
+        decorate(ax, xscale="log",
+                 xlabel="ηλ_max/(1 − μ) at fixed η/((1 − μ)S)",
+                 ylabel="E[L]",
+                 title="double well: mean loss",
+                 legend=7)
         fig.suptitle("Momentum (App. E): SGD with μ ≈ SGD with η/(1 − μ) at small η; stability ηλ < 2(1 + μ)")
         fig.tight_layout()
         return fig
@@ -654,10 +655,10 @@ class EscapeTimes(Check):
                     label=f"Euler–Maruyama, M = {d['m']} (± z·SE)")
         ax.errorbar(ratios + 0.03, d["sgd"], yerr=z * d["sgd_se"], fmt="^", color="C4",
                     label=f"minibatch SGD, S = {d['bs']}, M = {d['m']}")
-        ax.set_xlabel("barrier / temperature  ΔL/T")
-        ax.set_ylabel("mean first-passage time A → B [SGD steps]")
-        ax.set_title(f"Escape times (η = {d['lr']}): simulations follow the T = ησ²/(2S) SDE")
-        ax.legend(fontsize=8)
+        decorate(ax, xlabel="barrier / temperature  ΔL/T",
+                 ylabel="mean first-passage time A → B [SGD steps]",
+                 title=f"Escape times (η = {d['lr']}): simulations follow the T = ησ²/(2S) SDE",
+                 legend=8)
         ax = axs[1]
         t_all = np.concatenate([1 / ratios, 1 / d["order_ratios"]])
         ax.loglog(1 / d["order_ratios"], d["order_gaps"], "ks", label="exact MFPT / Kramers − 1")
@@ -666,8 +667,8 @@ class EscapeTimes(Check):
         ax.errorbar(1 / ratios * 1.02, d["em"] / d["kr"] - 1, yerr=z * d["em_se"] / d["kr"], fmt="o", color="C0",
                     label="Euler–Maruyama / Kramers − 1")
         ax.loglog(t_all, t_all, "C3:", label="wrong: coefficient 1 (T/ΔL)")
-        ax.set_xlabel("T/ΔL")
-        ax.set_ylabel("relative gap to Kramers")
-        ax.set_title("Kramers' law: the gap shrinks like T (first order c·T)")
-        ax.legend(fontsize=8)
+        decorate(ax, xlabel="T/ΔL",
+                 ylabel="relative gap to Kramers",
+                 title="Kramers' law: the gap shrinks like T (first order c·T)",
+                 legend=8)
         return fig

@@ -24,7 +24,7 @@ from validation.checks._common import (basin_fraction, chain_bin_masses, fp_solv
                                        gibbs_bin_masses_2d, hist_masses_1d, hist_masses_2d, ou_discretisation_tv,
                                        richardson_l1, run_em, run_sgd)
 from validation.core import Check
-from validation.plotting import ellipse
+from validation.plotting import decorate, ellipse
 from validation.stats import bonferroni_z, covariance_with_se, l1_sampling_tolerance
 
 __all__ = ["Gibbs", "AnisotropicNoise"]
@@ -176,10 +176,10 @@ class Gibbs(Check):
         ax.plot(xg[sel], d["fp1_gibbs_2t"][sel] / d["fp1_h"], "C3:", lw=1.5, label="wrong: Gibbs at 2T")
         ax.errorbar(mid, d["em1_hist"][1:-1] / bw, yerr=se, fmt="o", ms=3, color="C0",
                     label=f"EM, M = {d['em1_m']}, η = {d['lr1']}")
-        ax.set_xlabel("θ")
-        ax.set_ylabel("density")
-        ax.set_title(f"1-D double well, T = {d['temp1']}: EM & FP = Gibbs")
-        ax.legend(fontsize=8)
+        decorate(ax, xlabel="θ",
+                 ylabel="density",
+                 title=f"1-D double well, T = {d['temp1']}: EM & FP = Gibbs",
+                 legend=8)
         ex, ey = d["ex"], d["ey"]
         for k, ax in enumerate(axs[1:]):
             other = 1 - k
@@ -195,10 +195,10 @@ class Gibbs(Check):
             ax.errorbar(0.5 * (e[1:] + e[:-1]), hm / w, yerr=np.sqrt(pm * (1 - pm) / d["em2_m"]) / w,
                         fmt="o", ms=3, color="C0", label=f"EM, M = {d['em2_m']}")
             ax.set_xlim(e[0], e[-1])
-            ax.set_xlabel("θ₁" if k == 0 else "θ₂")
-            ax.set_ylabel("marginal density")
-            ax.set_title(f"2-D two wells, T = {d['temp2']}: θ{'₁' if k == 0 else '₂'} marginal")
-            ax.legend(fontsize=8)
+            decorate(ax, xlabel="θ₁" if k == 0 else "θ₂",
+                     ylabel="marginal density",
+                     title=f"2-D two wells, T = {d['temp2']}: θ{'₁' if k == 0 else '₂'} marginal",
+                     legend=8)
         fig.suptitle("Gibbs equilibrium (eq. 2): FP and long-run EM match exp(−L/T); T doubled is rejected")
         return fig
 
@@ -361,9 +361,7 @@ class AnisotropicNoise(Check):
         ellipse(ax, full(d["a_cov_sgd"]), color="C4", ls="-.", lw=1.5, label="SGD sample covariance")
         ellipse(ax, d["a_sig_iso"], color="C3", ls=":", lw=2, label="wrong: isotropic Gibbs T̄H⁻¹")
         ax.set_aspect("equal")
-        ax.set_xlabel("θ₁")
-        ax.set_ylabel("θ₂")
-        ax.set_title("Quadratic, constant anisotropic C")
+        decorate(ax, xlabel="θ₁", ylabel="θ₂", title="Quadratic, constant anisotropic C")
         ax.legend(fontsize=7, loc="upper right")
         ax = axs[1]
         ax.errorbar([1], [d["b_p_em"]], yerr=[z * d["b_se_em"]], fmt="o", color="C0", capsize=4,
@@ -374,9 +372,9 @@ class AnisotropicNoise(Check):
         ax.axhline(d["b_pf"], color="k", lw=0.8, ls="--")
         ax.set_xticks(range(4), ["FP anisotropic", "EM anisotropic", "Gibbs σ̄² (FP iso)", "Laplace σ̄² (eq. 3)"],
                       rotation=12, fontsize=8)
-        ax.set_ylabel("basin probability of the sharp minimum B")
-        ax.set_title("Two wells, C = σ̄²·diag(1.6, 0.4)")
-        ax.legend(fontsize=7)
+        decorate(ax, ylabel="basin probability of the sharp minimum B",
+                 title="Two wells, C = σ̄²·diag(1.6, 0.4)",
+                 legend=7)
         ax = axs[2]
         p3 = d["c_samples"]
         ax.plot(p3[:, 0], p3[:, 1], ".", ms=1.5, color="C4", alpha=0.4, label="SGD samples (θ − θ*)")
@@ -385,9 +383,7 @@ class AnisotropicNoise(Check):
         ellipse(ax, d["c_sig_iso"], color="C3", ls=":", lw=2, label="wrong: isotropic Gibbs")
         ellipse(ax, full(d["c_cov"]), color="C4", ls="-.", lw=1.5, label="SGD sample covariance")
         ax.set_aspect("equal")
-        ax.set_xlabel("θ₁ − θ₁*")
-        ax.set_ylabel("θ₂ − θ₂*")
-        ax.set_title("Least squares, state-dependent C(θ)")
+        decorate(ax, xlabel="θ₁ − θ₁*", ylabel="θ₂ − θ₂*", title="Least squares, state-dependent C(θ)")
         ax.legend(fontsize=7, loc="upper right")
         fig.suptitle("Anisotropic / state-dependent noise (App. E): exact Lyapunov & anisotropic FP match simulations; "
                      "Gibbs does not")

@@ -25,6 +25,7 @@ import numpy as np
 from theory import noise_geometry as ng
 from theory.two_layer import TwoLayerRegression
 from validation.core import Check
+from validation.plotting import decorate
 from validation.protocols import geometry as gx
 from validation.stats import binomial_se, bonferroni_z, ratio_of_means
 
@@ -168,11 +169,11 @@ class NoiseAlignment(Check):
         ax.errorbar(ratios, d["lin_mu"], yerr=2 * d["lin_se"], fmt="o", color="C0", capsize=3,
                     label="Monte Carlo ± 2 SE")
         ax.plot(ratios, d["lin_iso"], "s--", color="C3", label="isotropic noise, same power (wrong)")
-        ax.set_xscale("log")
-        ax.set_xlabel("over-parameterisation d / N")
-        ax.set_ylabel("loss alignment μ")
-        ax.set_title(f"linear least squares, N = {n}")
-        ax.legend(fontsize=8)
+        decorate(ax, xscale="log",
+                 xlabel="over-parameterisation d / N",
+                 ylabel="loss alignment μ",
+                 title=f"linear least squares, N = {n}",
+                 legend=8)
         ax = axes[1]
         mu = d["mu"]
         se = mu.std(axis=1, ddof=1) / math.sqrt(d["n_pts"])
@@ -184,11 +185,11 @@ class NoiseAlignment(Check):
         ax.plot(widths, d["mu_iso"].mean(axis=1), "s--", color="C3", label="isotropic noise, same power (wrong)")
         ax.plot(widths, d["beta_med"].mean(axis=1), "D", color="C1", label="directional β(u_j): median")
         ax.axhline(1.0, color="k", lw=1, label="Σ₁ = 2L·G (μ = β = 1)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("width m (parameters m·d)")
-        ax.set_title(f"two-layer tanh network, N = {n}, d = 10")
-        ax.legend(fontsize=7)
+        decorate(ax, xscale="log",
+                 yscale="log",
+                 xlabel="width m (parameters m·d)",
+                 title=f"two-layer tanh network, N = {n}, d = 10",
+                 legend=7)
         return fig
 
 
@@ -286,10 +287,10 @@ class EscapeDirections(Check):
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.set_ylim(-2e-4, 1.5)
-        ax.set_xlabel("Hessian eigenvalue λj")
-        ax.set_ylabel("(uj · ŵ)² at escape")
-        ax.set_title(f"least squares N={d['n_samples']}, d={d['dim']}: escape direction vs eigendirections")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="Hessian eigenvalue λj",
+                 ylabel="(uj · ŵ)² at escape",
+                 title=f"least squares N={d['n_samples']}, d={d['dim']}: escape direction vs eigendirections",
+                 legend=7)
         ax = axes[1]
         f = d["mode_lr_factors"]
         z = bonferroni_z(f.size + 1)
@@ -300,10 +301,10 @@ class EscapeDirections(Check):
         ax.axhline(1.0, color="C3", ls=":", label="GD: all on u1 (wrong for SGD)")
         ax.set_xlim(f.min() - 0.2, f.max() + 0.2)
         ax.set_ylim(0, 1.05)
-        ax.set_xlabel("lr·λ1")
-        ax.set_ylabel("share of the second moment on u1")
-        ax.set_title("SGD's escape mode: measured vs the exact second-moment theory")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="lr·λ1",
+                 ylabel="share of the second moment on u1",
+                 title="SGD's escape mode: measured vs the exact second-moment theory",
+                 legend=7)
         return fig
 
 
@@ -373,16 +374,12 @@ class CyclicalLR(Check):
             bottom += frac[:, k]
         ax.axhline(0.5, color="k", ls=":", lw=1, label="majority")
         ax.set_xticks(xs, labels, rotation=25, fontsize=8)
-        ax.set_ylabel("fraction of all particles")
-        ax.set_title("outcomes: sharp, flat, diverged")
-        ax.legend(fontsize=8)
+        decorate(ax, ylabel="fraction of all particles", title="outcomes: sharp, flat, diverged", legend=8)
         ax = axes[1]
         t = np.arange(2 * int(d["period"]))
         ax.plot(t, gx.triangular_schedule(t.size, lr_low=d["lr_low"], lr_high=d["lr_high"], period=int(d["period"])),
                 label="cyclical")
         ax.axhline(d["lr_mean"], color="k", ls="--", label="constant (same mean)")
         ax.axhline(2 / d["lam_sharp"], color="C3", ls=":", label="2/λmax(sharp)")
-        ax.set_xlabel("step (two cycles)")
-        ax.set_ylabel("learning rate")
-        ax.legend(fontsize=8)
+        decorate(ax, xlabel="step (two cycles)", ylabel="learning rate", legend=8)
         return fig

@@ -23,6 +23,7 @@ from theory.landscapes.basins import saddles_1d
 from theory.minima import laplace_first_order_1d
 from validation.checks._common import basin_fraction, fp_basin_with_error, run_em, run_sgd
 from validation.core import Check
+from validation.plotting import decorate
 from validation.stats import bonferroni_z, logit_crossing
 
 __all__ = ["MinimaProbabilities", "NoiseThreshold"]
@@ -166,21 +167,21 @@ class MinimaProbabilities(Check):
         ax.plot(n_sim, d["fp"], "s", mfc="none", color="C1", ms=9, label="Fokker–Planck")
         ax.errorbar(n_sim * 0.97, d["em"], yerr=d["em_se"], fmt="o", color="C0", label=f"Euler–Maruyama, M = {d['m']}")
         ax.errorbar(n_sim * 1.03, d["sgd"], yerr=d["sgd_se"], fmt="^", color="C4", label=f"minibatch SGD, M = {d['m']}")
-        ax.set_xscale("log")
-        ax.set_xlabel("noise n = η/S")
-        ax.set_ylabel("p_B (sharp, higher minimum)")
-        ax.set_title("Basin probability of the sharp minimum vs n")
-        ax.legend(fontsize=8)
+        decorate(ax, xscale="log",
+                 xlabel="noise n = η/S",
+                 ylabel="p_B (sharp, higher minimum)",
+                 title="Basin probability of the sharp minimum vs n",
+                 legend=8)
         ax = axs[1]
         t_small = 0.05 / float(np.max(np.abs(d["laplace_c"])))
         ax.loglog(n_grid, np.abs(l0 - q_grid) / q_grid, "C2-", label="|Laplace − exact| / exact")
         ax.loglog(n_grid, np.abs(l1 - q_grid) / q_grid, "C2--", label="first-order corrected")
         ax.axhline(0.1, color="gray", ls=":", label="10%")
         ax.axvline(2 * t_small / d["sigma2"], color="gray", ls="--", lw=0.8, label="asymptotic regime limit")
-        ax.set_xlabel("noise n = η/S")
-        ax.set_ylabel("relative error of p_B")
-        ax.set_title("Laplace error is O(T) = O(nσ²/2)")
-        ax.legend(fontsize=8)
+        decorate(ax, xlabel="noise n = η/S",
+                 ylabel="relative error of p_B",
+                 title="Laplace error is O(T) = O(nσ²/2)",
+                 legend=8)
         fig.suptitle("Minima probabilities (eq. 3): quadrature = FP = EM = SGD; Laplace exact only as n → 0")
         return fig
 
@@ -345,8 +346,8 @@ class NoiseThreshold(Check):
         ax.axvline(d["n_printed"], color="C3", ls=":", lw=1.5, label=f"wrong: printed eq. 4 = {d['n_printed']:.4f}")
         ax.axvline(d["n_exact"], color="k", ls="--", lw=1, label=f"exact crossing {d['n_exact']:.4f}")
         ax.axvline(d["n_me"], color="C1", ls="-.", lw=1, label=f"modified-equation crossing {d['n_me']:.4f}")
-        ax.set_xlabel("noise n = η/S")
-        ax.set_ylabel("p_A (higher, flatter minimum)")
-        ax.set_title("Noise threshold (eq. 4): flatter A wins above n*, not above the printed value")
+        decorate(ax, xlabel="noise n = η/S",
+                 ylabel="p_A (higher, flatter minimum)",
+                 title="Noise threshold (eq. 4): flatter A wins above n*, not above the printed value")
         ax.legend(fontsize=8, loc="lower right")
         return fig

@@ -22,6 +22,7 @@ from validation.checks._common import (BS0, CHAIN_CELLS, LR0, N_DATA, SIGMA2, ce
                                        double_well, finite_sum, fp_evolve_masses, midpoint_gibbs_masses,
                                        occupancy_curves, run_sgd, sample_cells)
 from validation.core import Check
+from validation.plotting import decorate
 from validation.stats import binomial_se, bonferroni_z
 
 __all__ = ["OnlyRatioMatters", "RescaledTime", "Schedules"]
@@ -189,10 +190,7 @@ class OnlyRatioMatters(Check):
         for h, b in zip(d["h_hist"], sqrt_betas):
             ax.plot(mid, h, "x", ms=3, label=f"η/√S fixed: η={LR0 * math.sqrt(b):.3g}, S={b}")
         ax.plot(0.5 * (edges[1:] + edges[:-1]), d["p0"] / (edges[1] - edges[0]), "k-", lw=1.2, label="Gibbs, n = η0/S0")
-        ax.set_xlabel("θ")
-        ax.set_ylabel("density")
-        ax.set_title("stationary law: same η/S ⇒ same law")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="θ", ylabel="density", title="stationary law: same η/S ⇒ same law", legend=7)
         ax = axes[1]
         ax.errorbar(betas, d["r_pA"], yerr=z * binomial_se(d["r_pA_chain"], d["r_m"]), fmt="o",
                     label=f"SGD, same η/S (±{z:.1f} SE)")
@@ -203,10 +201,7 @@ class OnlyRatioMatters(Check):
         ax.plot(sqrt_betas, d["h_pA_chain"], "D", color="C3", mfc="none", label="exact chain, η/√S runs")
         ax.plot(sqrt_betas, d["pA_h_eq"], "v", color="C3", mfc="none", label="Gibbs at the η/√S runs' own n")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("β (S = β·S0)")
-        ax.set_ylabel("P(basin A)")
-        ax.set_title("basin probability vs β")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="β (S = β·S0)", ylabel="P(basin A)", title="basin probability vs β", legend=7)
         ax = axes[2]
         ax.errorbar(betas, d["r_EL"], yerr=z * d["r_EL_se"], fmt="o", label="SGD, same η/S")
         ax.plot(betas, d["r_EL_chain"], "s", mfc="none", label="exact discrete chain")
@@ -215,10 +210,7 @@ class OnlyRatioMatters(Check):
         ax.errorbar(sqrt_betas, d["h_EL"], yerr=zh * d["h_EL_se"], fmt="x", color="C3", label="SGD, η/√S fixed")
         ax.plot(sqrt_betas, d["h_EL_chain"], "v", color="C3", mfc="none", label="exact chain, η/√S runs")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("β")
-        ax.set_ylabel("E[L]")
-        ax.set_title("mean loss: η/S invariant, η/√S not")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="β", ylabel="E[L]", title="mean loss: η/S invariant, η/√S not", legend=7)
         fig.suptitle("Only η/S matters (§3.2, §4.2): (η, S) → (βη, βS) keeps the law; η/√S fixed does not")
         fig.tight_layout()
         return fig
@@ -333,20 +325,17 @@ class RescaledTime(Check):
                             label=f"SGD β={b} (η={LR0 * b:.3g}, S={b})")
                 ax.plot(d[f"b{b}_epochs"], d[f"b{b}_c_{key}"], "-", color=col, lw=1, label=f"exact chain β={b}")
             ax.plot(d["b1_epochs"], d[f"fp_{key}"], "k--", lw=1, label="FP (SDE) in t_η")
-            ax.set_xlabel("epoch (samples seen / N);  t_η = ηt = 5·epoch")
-            ax.set_ylabel(label)
-            ax.set_title(f"{label} per epoch: same-ratio runs coincide")
-            ax.legend(fontsize=7)
+            decorate(ax, xlabel="epoch (samples seen / N);  t_η = ηt = 5·epoch",
+                     ylabel=label,
+                     title=f"{label} per epoch: same-ratio runs coincide",
+                     legend=7)
         ax = axes[2]
         for b, col in ((1, "C0"), (4, "C1")):
             ax.errorbar(d[f"b{b}_steps"], d[f"b{b}_occ"], yerr=z * binomial_se(d[f"b{b}_c_occ"], M), fmt="o", ms=2,
                         color=col, label=f"SGD β={b}")
             ax.plot(d[f"b{b}_steps"], d[f"b{b}_c_occ"], "-", color=col, lw=1)
         ax.set_xscale("symlog", linthresh=100)
-        ax.set_xlabel("SGD step t")
-        ax.set_ylabel("P(basin A)")
-        ax.set_title("per step: they do not")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="SGD step t", ylabel="P(basin A)", title="per step: they do not", legend=7)
         fig.suptitle("Dynamics in rescaled time (App. B): same η/S ⇒ same curves per epoch (t_η = ηt), not per step")
         fig.tight_layout()
         return fig
@@ -587,17 +576,11 @@ class Schedules(Check):
                     mfc="none", color="C1", label=f"SGD cyclic S (η={d['lr_max']})")
         ax.plot(grid_e, d["fo_d"], "k-", lw=1, label="FP (SDE) with n(e), rescaled time")
         ax.plot(grid_e, d["fo_mean"], "k:", lw=1, label="FP at the mean noise")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("P(basin A)")
-        ax.set_title("discrete cycles: per epoch")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="epoch", ylabel="P(basin A)", title="discrete cycles: per epoch", legend=7)
         ax = axes[1]
         ax.plot(d[f"clr_{kd}_steps"], d[f"clr_{kd}_occ"], "o", ms=2, color="C0", label="cyclic η")
         ax.plot(d[f"cbs_{kd}_steps"], d[f"cbs_{kd}_occ"], "s", ms=2, mfc="none", color="C1", label="cyclic S")
-        ax.set_xlabel("SGD step")
-        ax.set_ylabel("P(basin A)")
-        ax.set_title("discrete cycles: per step (no match)")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="SGD step", ylabel="P(basin A)", title="discrete cycles: per step (no match)", legend=7)
         ax = axes[2]
         for who, col, mk in (("clr", "C0", "o"), ("cbs", "C1", "s")):
             idx = d[f"tri_{who}_idx"]
@@ -606,10 +589,7 @@ class Schedules(Check):
             ax.plot(d[f"tri_{who}_epochs"], d[f"tri_{who}_fo"], "-", color=col, lw=1,
                     label=f"FP, its own n(e) ({who.upper()})")
         ax.plot(grid_e, d["fo_d"], "k:", lw=1, label="FP, discrete cycle")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("P(basin A)")
-        ax.set_title("triangle vs discrete cycles")
-        ax.legend(fontsize=7)
+        decorate(ax, xlabel="epoch", ylabel="P(basin A)", title="triangle vs discrete cycles", legend=7)
         fig.suptitle("Schedules (§4.2, F.4): cyclic η ≡ cyclic S at equal η/S per epoch (not per step)")
         fig.tight_layout()
         return fig
