@@ -192,3 +192,80 @@ def test_corrupt_result_is_named_and_left_out(root):
         exp = R.load_experiment(root / "results" / "fig1")
     assert exp["runs"] == {}
     assert json.loads((root / "results" / "fig1" / "runs" / "broken" / "result.json").read_text()[:0] or "null") is None
+
+
+# ---- the theory validation suite's own bad inputs (python -m validation, validation.* API) -----------------
+VALIDATION_SUITE_CLI = [
+    ("validation unknown check", ["--only", "no_such_check", "--out", "{root}/v1"], r"unknown check\(s\): no_such_check"),
+    ("validation seed < 0", ["--seed", "-1"], r"--seed must be >= 0, got -1"),
+    ("validation out under a file", ["--only", "gibbs", "--out", "{root}/afile/v"], r"--out .*afile.*a parent of it is a file"),
+    ("validation out is a file", ["--only", "gibbs", "--out", "{root}/afile"], r"--out .*afile: a file of that name"),
+    ("validation fig-dir under a file", ["--only", "gibbs", "--out", "{root}/v2", "--fig-dir", "{root}/afile/f"],
+     r"--fig-dir .*afile.*a parent of it is a file"),
+    ("validation quick takes no value", ["--quick=yes"], r"--quick: ignored explicit argument 'yes'"),
+]
+
+
+@pytest.mark.parametrize("case", VALIDATION_SUITE_CLI, ids=[c[0] for c in VALIDATION_SUITE_CLI])
+def test_validation_suite_cli(case, root, capsys):
+    """Refused before any check is computed: exit 2, one line on stderr naming the option."""
+    _, args, pattern = case
+    code, err = _cli("validation", [a.format(root=root) for a in args], capsys)
+    assert code == 2, err
+    assert re.search(pattern, err.strip().splitlines()[-1]), err
+    assert "Traceback" not in err
+
+
+def _validation_api_cases(root):
+    import numpy as np
+
+    from validation import core, io as vio, runner
+
+    class Probe(core.Check):
+        name = "bad_input_probe"
+        title, claim, paper_ref, sabotage = "probe", "probe", "probe", "probe"
+
+    core.REGISTRY.pop("bad_input_probe", None)
+    ctx = core.Context(Probe(), quick=True, seed=0)
+
+    def define(**attrs):
+        return type("Bad", (core.Check,), {**dict(name="bad_input_probe2", title="t", claim="c", paper_ref="p"), **attrs})
+
+    (root / "notnpz.npz").write_bytes(b"PK\x03\x04garbage")
+    return [
+        ("validation select unknown", lambda: runner.select(["gibs"]), r"unknown check\(s\): gibs; available: .*gibbs"),
+        ("compare tolerance 0", lambda: ctx.compare("c", measured=1.0, predicted=1.0, wrong_prediction=2.0,
+                                                    wrong_name="w", tolerance=0.0, derivation="d"),
+         r"tolerance of 'c' must be finite and > 0, got 0.0"),
+        ("compare tolerance nan", lambda: ctx.compare("c", measured=1.0, predicted=1.0, wrong_prediction=2.0,
+                                                      wrong_name="w", tolerance=float("nan"), derivation="d"),
+         r"tolerance of 'c' must be finite and > 0, got nan"),
+        ("compare unnamed wrong prediction", lambda: ctx.compare("c", measured=1.0, predicted=1.0, wrong_prediction=2.0,
+                                                                 wrong_name="", tolerance=1.0, derivation="d"),
+         r"wrong_name must name the wrong prediction"),
+        ("compare unknown metric", lambda: ctx.compare("c", measured=1.0, predicted=1.0, wrong_prediction=2.0,
+                                                       wrong_name="w", tolerance=1.0, derivation="d", metric="L2"),
+         r"metric must be one of"),
+        ("compare max_z without stderr", lambda: ctx.compare("c", measured=1.0, predicted=1.0, wrong_prediction=2.0,
+                                                             wrong_name="w", tolerance=1.0, derivation="d",
+                                                             metric="max_z"), r"metric 'max_z' needs stderr"),
+        ("check without sabotage", lambda: define(), r"check 'bad_input_probe2' must set the class attribute 'sabotage'"),
+        ("check name taken", lambda: define(sabotage="s", name="gibbs"), r"check name 'gibbs' registered twice"),
+        ("corrupt npz", lambda: vio.load_npz(root / "notnpz.npz"), r"notnpz\.npz: not a readable \.npz file"),
+        ("npz object array", lambda: vio.save_npz(root / "o.npz", dict(x=np.array([{}], dtype=object))),
+         r"array 'x' has dtype object"),
+        ("comparisons table missing", lambda: runner.load_comparisons(root / "nope"), r"nope/comparisons\.csv does not exist"),
+    ]
+
+
+def test_validation_api_bad_inputs(root):
+    from validation.checks import load
+
+    load()
+    cases = _validation_api_cases(root)
+    for name, call, pattern in cases:
+        with pytest.raises((ValueError, TypeError, FileNotFoundError)) as err:
+            call()
+        msg = str(err.value)
+        assert "\n" not in msg.strip(), (name, msg)
+        assert re.search(pattern, msg), (name, msg)

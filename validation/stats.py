@@ -1,6 +1,10 @@
-"""Small statistics shared by the validation statements: rank correlations with confidence
-intervals, the one-way F test of "these groups share one mean" against a pooled error variance,
-a paired bootstrap of two correlations, and Bonferroni levels. SciPy does the distributions.
+"""Statistics shared by the validation checks and the network statements (one copy of each).
+
+Checks: Bonferroni z levels, binomial / variance / covariance standard errors, the sampling
+tolerance of a histogram's L1 distance, the censored-exponential mean of first-passage times and
+the crossing of a logistic fit. Network statements: rank correlations with confidence intervals,
+the one-way F test of "these groups share one mean" against a pooled error variance, a paired
+bootstrap of two correlations, Bonferroni levels. SciPy does the distributions.
 """
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["spearman_ci", "f_test_groups", "bootstrap_rho_difference", "bonferroni_alpha", "pooled_variance"]
+__all__ = ["spearman_ci", "f_test_groups", "bootstrap_rho_difference", "bonferroni_alpha", "pooled_variance",
+           "bonferroni_z", "binomial_se", "variance_with_se", "covariance_with_se", "l1_sampling_tolerance",
+           "censored_exponential_mean", "logit_crossing", "ratio_of_means"]
 
 #: Fieller, Hartley & Pearson (1957): the Fisher z of a Spearman coefficient has variance ≈ 1.06/(n − 3).
 SPEARMAN_Z_VAR = 1.06
@@ -104,3 +110,87 @@ def bootstrap_rho_difference(x1, x2, y, *, sign: int = 1, n_boot: int = 2000, se
 def bonferroni_alpha(alpha: float, m: int) -> float:
     """Per-comparison level for ``m`` simultaneous comparisons at family-wise level ``alpha``."""
     return alpha / max(int(m), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling errors of the checks
+# ---------------------------------------------------------------------------------------------
+def bonferroni_z(n_tests: int, alpha: float = 1e-3) -> float:
+    """Two-sided normal quantile with Bonferroni correction: P(max_k |Z_k| > z) ≤ ``alpha`` over
+    ``n_tests`` standard normal statistics (any dependence)."""
+    from scipy.special import ndtri
+    return float(ndtri(1.0 - bonferroni_alpha(alpha, n_tests) / 2.0))
+
+
+def binomial_se(p, m):
+    """Binomial standard error √(p(1 − p)/m) of a fraction over m independent particles; p is kept
+    ≥ 1/m from 0 and 1, so that an exactly-zero predicted fraction still has a finite SE."""
+    m = np.asarray(m, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), 1.0 / m, 1.0 - 1.0 / m)
+    out = np.sqrt(p * (1.0 - p) / m)
+    return float(out) if out.ndim == 0 else out
+
+
+def variance_with_se(x) -> tuple[float, float]:
+    """Sample variance s² and its standard error √((m₄ − s⁴)/M) (distribution-free, large M)."""
+    x = np.asarray(x, dtype=float)
+    m = x.size
+    d = x - x.mean()
+    s2 = float(np.sum(d * d) / (m - 1))
+    m4 = float(np.mean(d ** 4))
+    return s2, math.sqrt(max(m4 - s2 * s2, 1e-300) / m)
+
+
+def covariance_with_se(samples):
+    """Sample covariance (upper-triangle entries, row-major: 00, 01, 11 in 2-D), the standard errors
+    from the empirical variance of the centred products (any law with finite 4th moments), and the
+    index arrays of those entries."""
+    x = np.asarray(samples, dtype=float)
+    x = x - x.mean(axis=0)
+    iu = np.triu_indices(x.shape[1])
+    prods = x[:, iu[0]] * x[:, iu[1]]
+    return prods.mean(axis=0), prods.std(axis=0, ddof=1) / math.sqrt(x.shape[0]), iu
+
+
+def l1_sampling_tolerance(p, m: int, z: float = 4.0) -> tuple[float, float, float]:
+    """Tolerance for the L1 distance between an M-sample histogram and its true cell masses p:
+    E[L1] + z·sd[L1], with |p̂ᵢ − pᵢ| ≈ half-normal of scale √(pᵢ(1 − pᵢ)/M) (CLT), so
+    E[L1] = Σ√(2 var/π) and var[L1] = Σ(1 − 2/π) var. Returns (tolerance, E[L1], sd[L1])."""
+    p = np.asarray(p, dtype=float).ravel()
+    var = p * (1 - p) / m
+    mean = float(np.sum(np.sqrt(2 * var / math.pi)))
+    sd = math.sqrt(float(np.sum((1 - 2 / math.pi) * var)))
+    return mean + z * sd, mean, sd
+
+
+def censored_exponential_mean(times, cap: float) -> tuple[float, float, int]:
+    """MLE of an exponential mean from first-passage times censored at ``cap`` (inf = not yet):
+    τ̂ = Σ min(t, cap) / #events, SE = τ̂/√#events. Returns (τ̂, SE, #events); (inf, inf, 0) without events."""
+    t = np.asarray(times, dtype=float)
+    events = np.isfinite(t)
+    k = int(events.sum())
+    if k == 0:
+        return math.inf, math.inf, 0
+    tau = float((t[events].sum() + (~events).sum() * cap) / k)
+    return tau, tau / math.sqrt(k), k
+
+
+def logit_crossing(x, p, m) -> tuple[float, float]:
+    """Fit logit p = a + b·x by weighted least squares (weights M p(1 − p), the inverse binomial
+    variance of the logit) and return the crossing x_c = −a/b (p = ½) with its delta-method SE."""
+    x = np.asarray(x, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    y = np.log(p / (1 - p))
+    w = np.asarray(m, dtype=float) * p * (1 - p)
+    design = np.column_stack([np.ones_like(x), x])
+    cov = np.linalg.inv(design.T @ (w[:, None] * design))
+    a, b = cov @ (design.T @ (w * y))
+    grad = np.array([-1 / b, a / b ** 2])
+    return float(-a / b), math.sqrt(float(grad @ cov @ grad))
+
+
+def ratio_of_means(num, den) -> tuple[float, float]:
+    """R = mean(num)/mean(den) of paired samples and its delta-method SE sd(num − R·den)/(√M·mean(den))."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    r = float(num.mean() / den.mean())
+    return r, float(np.std(num - r * den, ddof=1) / math.sqrt(num.size) / den.mean())
