@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["spearman_ci", "f_test_groups", "bootstrap_rho_difference", "bonferroni_alpha", "pooled_variance",
            "bonferroni_z", "binomial_se", "variance_with_se", "covariance_with_se", "l1_sampling_tolerance",
-           "censored_exponential_mean", "logit_crossing", "ratio_of_means"]
+           "censored_exponential_mean", "logit_crossing", "ratio_of_means", "loglog_slope", "fmt"]
 
 #: Fieller, Hartley & Pearson (1957): the Fisher z of a Spearman coefficient has variance ≈ 1.06/(n − 3).
 SPEARMAN_Z_VAR = 1.06
@@ -194,3 +194,27 @@ def ratio_of_means(num, den) -> tuple[float, float]:
     num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     r = float(num.mean() / den.mean())
     return r, float(np.std(num - r * den, ddof=1) / math.sqrt(num.size) / den.mean())
+
+
+def loglog_slope(x, y, se=None) -> tuple[float, float]:
+    """Slope of log|y| against log x and its standard error. Without ``se`` (deterministic values):
+    least squares, the SE from the residual scatter (0 with two points). With ``se`` (the standard
+    errors of y): weighted least squares with the delta-method variances (se/|y|)² of log|y|, the SE
+    from those weights (the points independent)."""
+    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.abs(np.asarray(y, dtype=float)))
+    design = np.column_stack([lx, np.ones_like(lx)])
+    if se is None:
+        coef, *_ = np.linalg.lstsq(design, ly, rcond=None)
+        resid = ly - design @ coef
+        dof = lx.size - 2
+        s2 = float(resid @ resid) / dof if dof > 0 else 0.0
+        return float(coef[0]), math.sqrt(s2 / float(np.sum((lx - lx.mean()) ** 2)))
+    w = (np.abs(np.asarray(y, dtype=float)) / np.asarray(se, dtype=float)) ** 2
+    cov = np.linalg.inv(design.T @ (w[:, None] * design))
+    coef = cov @ (design.T @ (w * ly))
+    return float(coef[0]), math.sqrt(float(cov[0, 0]))
+
+
+def fmt(values, digits: int = 3) -> str:
+    """Numbers for a report line: ``[a, b, ...]`` with ``digits`` significant digits each."""
+    return "[" + ", ".join(f"{float(v):.{digits}g}" for v in np.ravel(values)) + "]"
