@@ -370,6 +370,9 @@ def basin_probabilities(landscape, *, lr, batch_size, sigma2, order: int = 2, va
 
 def _check_n_grid(n_grid) -> int:
     n_grid = _checks.check_int("n_grid", n_grid, minimum=3)
+    # per node of each segment: the node, its Hessian/gradient terms and log-density (a lower bound)
+    _checks.check_fits_memory("n_grid", n_grid, 4 * 64.0 * n_grid, f"the quadrature grid ({n_grid} nodes per segment)",
+                              advice="use a smaller n_grid")
     if n_grid % 2 == 0:
         raise ValueError(f"n_grid must be odd for Simpson's rule, got {n_grid}")
     return n_grid
