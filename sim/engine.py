@@ -54,6 +54,9 @@ from theory._numba import specialise
 __all__ = ["run_ensemble", "RunInfo", "DEFAULT_BLOCK_SIZE", "per_step_values", "seed_sequence", "initial_states"]
 
 DEFAULT_BLOCK_SIZE = 256
+# float64 arrays of one value per SGD step a method holds: lr, batch_size, two step coefficients,
+# and the temporaries of checking them
+SCHEDULE_BYTES_PER_STEP = 6 * 8
 _LARGEST = float(np.finfo(np.float64).max)
 
 
@@ -118,6 +121,9 @@ def per_step_values(name: str, value, n_steps: int, *, minimum: float, strict: b
     (> minimum if ``strict`` else >= minimum, <= ``upper``, integer)."""
     if value is None:
         raise ValueError(f"{name} is required")
+    _checks.check_fits_memory("n_steps", n_steps, SCHEDULE_BYTES_PER_STEP * float(n_steps),
+                              "the per-step schedules (lr, batch_size and their step coefficients)",
+                              advice="run fewer steps per call (a run can continue from res.final)")
     if hasattr(value, "values") and callable(value.values) and not isinstance(value, (np.ndarray, dict)):
         value = value.values(n_steps)  # theory.scaling.Schedule
     if callable(value):
@@ -293,10 +299,11 @@ def run_ensemble(method, *, theta0, n_steps: int, n_particles: int, seed, observ
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"observers: at most one of each kind per run, got {kinds}")
     d = int(method.dim)
-    x = initial_states(theta0, n_particles, d)
-    seed_seq, seed_rec = seed_sequence(seed)
     n_blocks = -(-n_particles // block_size)
     info = RunInfo(method.landscape, n_steps, n_particles, d, block_size, n_blocks, int(method.n_sub))
+    _check_memory(info, observers, n_threads)
+    x = initial_states(theta0, n_particles, d)
+    seed_seq, seed_rec = seed_sequence(seed)
     method.check_start(x)
     for obs in observers:
         obs.prepare(info)
@@ -360,7 +367,15 @@ def run_ensemble(method, *, theta0, n_steps: int, n_particles: int, seed, observ
                   divergence_bound=bound, block_size=block_size, n_diverged=n_div)
     for obs in observers:
         params[obs.name] = obs.describe()
-    if n_div:
+    if n_div == n_particles:
+        warnings.warn(
+            f"all {n_particles} particles diverged (non-finite or |theta| > {bound:g}): the run has no "
+            "statistics (SimResult.all_diverged is True; mean, var and basin probabilities raise); the step is "
+            "unstable at these settings: lower lr",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif n_div:
         warnings.warn(
             f"{n_div} of {n_particles} particles diverged (non-finite or |theta| > {bound:g}); "
             "they are frozen at their last finite state, flagged in SimResult.diverged and excluded "
@@ -373,6 +388,23 @@ def run_ensemble(method, *, theta0, n_steps: int, n_particles: int, seed, observ
     for obs in observers:
         obs.finish(result)
     return result
+
+
+def _check_memory(run: RunInfo, observers: Sequence[Observer], n_threads) -> None:
+    """Refuse a run whose arrays cannot fit, before any is allocated, naming the parameter that
+    sizes the largest of them: ``n_particles`` (states, velocities and divergence steps: 2d + 1
+    values per particle) or an observer's (e.g. ``Record every``)."""
+    parts = [("n_particles", run.n_particles, 8.0 * run.n_particles * (2 * run.dim + 1),
+              "the particle states (positions, velocities, divergence steps)",
+              "use fewer particles per run and pool several runs (seeds differ by SeedSequence(seed).spawn)")]
+    threads = _default_threads(n_threads, run.n_blocks)
+    for obs in observers:
+        parts += obs.memory(run, threads)
+    total = sum(p[2] for p in parts)
+    name, value, _, what, advice = max(parts, key=lambda p: p[2])
+    if len(parts) > 1:
+        what += " with the rest of the run"
+    _checks.check_fits_memory(name, value, total, what, advice=advice)
 
 
 def _flatten(nested):

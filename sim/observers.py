@@ -79,6 +79,12 @@ class Observer:
     def describe(self) -> dict:
         return {}
 
+    def memory(self, run, n_threads: int) -> list[tuple]:
+        """What the observer will allocate for ``run`` (:class:`sim.engine.RunInfo`) with
+        ``n_threads`` blocks in flight, as (parameter, its value, bytes, what, advice) tuples: the
+        engine refuses a run that cannot fit before anything is allocated."""
+        return []
+
 
 def _every(name: str, every) -> int:
     return _checks.check_int(name, every, minimum=1)
@@ -127,6 +133,12 @@ class Record(_Periodic):
             traj[self.steps > result.diverged_step[i], i] = result.final[i]
         result.trajectory = traj
         result.record_steps = self.steps
+
+    def memory(self, run, n_threads):
+        n_times = run.n_steps // self.every + 1
+        return [("Record every", self.every, 8.0 * n_times * run.n_particles * run.dim,
+                 f"the recorded trajectory ({n_times} records x n_particles x dim float64)",
+                 "record less often (a larger every) or use Histogram / Basins, which store no paths")]
 
     def describe(self):
         return {"every": self.every, "n_times": int(self.steps.size)}
@@ -247,6 +259,13 @@ class Histogram(Observer):
             result.time_mean = mean
             result.time_cov = moments[d:].reshape(d, d) / n - np.outer(mean, mean)
 
+    def memory(self, run, n_threads):
+        bins = float(np.prod([e.size - 1 for e in self.edges]))
+        return [("Histogram edges", f"{' x '.join(str(e.size) for e in self.edges)} edges",
+                 8.0 * run.n_blocks * (bins + run.dim * (run.dim + 1) + 1),
+                 "the histogram's counts (one histogram per block of particles)",
+                 "use fewer bins, or a larger block_size (fewer blocks)")]
+
     def describe(self):
         return dict(edges=[e.tolist() for e in self.edges], burn_in=self.burn_in, every=self.every,
                     dims=list(self.dims), n_times=self.n_times)
@@ -288,6 +307,14 @@ class Basins(_Periodic):
             result.basin_occupancy = np.where(alive > 0, counts / np.maximum(alive, 1), np.nan)
         result.basin_counts = counts
         result.basin_steps = self.steps
+
+    def memory(self, run, n_threads):
+        n_times = run.n_steps // self.every + 1
+        n_minima = len(run.landscape.minima())
+        return [("Basins every", self.every,
+                 8.0 * n_times * (run.n_blocks * n_minima + n_threads * min(run.block_size, run.n_particles) * run.dim),
+                 f"the basin counts and the states of the blocks in flight ({n_times} records each)",
+                 "classify less often (a larger every)")]
 
     def describe(self):
         return {"every": self.every}
@@ -340,6 +367,10 @@ class FirstPassage(Observer):
 
     def finish(self, result):
         result.first_passage_steps = self.times
+
+    def memory(self, run, n_threads):
+        return [("n_particles", run.n_particles, 8.0 * run.n_particles, "the first-passage times",
+                 "use fewer particles per run")]
 
     def describe(self):
         return dict(target=self.target.tolist(), radius=self.radius)

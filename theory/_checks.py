@@ -6,6 +6,7 @@ was expected, so a bad call fails loudly instead of producing NaN.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -148,4 +149,64 @@ def is_scalar(value: Any) -> bool:
     return np.ndim(value) == 0 and not isinstance(value, (list, tuple))
 
 
-__all__ = [name for name in dir() if name.startswith("check_")] + ["is_scalar", "math"]
+class TooLargeError(MemoryError, ValueError):
+    """A requested size whose arrays cannot fit in the memory available (raised before anything
+    is allocated; a bad input, so also a ``ValueError``)."""
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate without swapping: the kernel's ``MemAvailable``,
+    lowered to the room left under a cgroup memory limit when there is one; None where unknown
+    (then no request is refused)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None and hasattr(os, "sysconf"):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            avail = None
+    try:  # cgroup v2: the limit minus what the group already uses
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                room = int(limit) - int(fh.read().strip())
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def format_bytes(n: float) -> str:
+    """Bytes in binary units with three significant digits (``1.5 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"  # pragma: no cover
+
+
+def check_fits_memory(name: str, value: Any, n_bytes: float, what: str, *, advice: str = "") -> None:
+    """Refuse (:class:`TooLargeError`, naming ``name``) a request whose arrays, ``n_bytes`` in all
+    (a lower bound: the arrays the request itself sizes), exceed the memory available now; called
+    before anything is allocated, so a size that cannot fit fails at once with a one-line message
+    instead of deep in the allocator (or after swapping for minutes)."""
+    avail = available_memory()
+    if avail is None or n_bytes <= avail:
+        return
+    shown = value if not isinstance(value, float) else f"{value:.3g}"
+    raise TooLargeError(
+        f"{name} = {shown}: {what} needs at least {format_bytes(n_bytes)} but {format_bytes(avail)} of memory "
+        f"are available{'; ' + advice if advice else ''}"
+    )
+
+
+__all__ = [name for name in dir() if name.startswith("check_")] + ["is_scalar", "TooLargeError", "available_memory",
+                                                                    "format_bytes"]

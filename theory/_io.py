@@ -1,0 +1,54 @@
+"""Atomic file writes shared by the packages that save results (private).
+
+A reader never sees a half-written file: the data go to a temporary file in the target's
+directory, are flushed and ``fsync``-ed to disk, and the temporary file is then renamed over the
+target (``os.replace`` is atomic on POSIX and Windows) and the directory entry synced, so a crash
+or a full disk leaves either the old file or the new one, never a truncated one.  Files get mode
+0644 (readable by everyone, as files written with ``open``; ``mkstemp`` alone would give 0600).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import BinaryIO, Callable
+
+__all__ = ["atomic_write", "FILE_MODE"]
+
+FILE_MODE = 0o644
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, prefix: str = ".tmp-") -> None:
+    """Call ``write(fh)`` on a binary file handle and move the result to ``path`` atomically
+    (module docstring); on any error the temporary file is removed and ``path`` is untouched."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=prefix + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: str) -> None:
+    """fsync the directory so the rename itself survives a crash (not possible on every
+    platform or file system: then the file's own fsync is what is guaranteed)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
