@@ -9,10 +9,15 @@ SDE's (Gibbs, paper eq. 2) measures the discretisation bias, instead of hiding i
 Discretisation: P[i, j] = P(x' ∈ cell j | x = centre of cell i), the Gaussian integrated exactly
 over cell j (error O(h²) from the midpoint rule in the source cell); mass leaving the box is
 renormalised away, so the box must hold the law (e.g. ``landscape.bounds(T)``).
+
+How long to run: :func:`relaxation_steps` (the chain's relaxation time −1/log|λ₂| at given lr,
+batch size and σ²), :func:`steps_to_equilibrate` (τ·ln(1/tol)) and :func:`check_equilibrated`
+(warns with :class:`NotEquilibratedWarning` when a run is shorter) answer it for a 1-D landscape.
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +26,23 @@ from scipy import special
 
 from theory import _checks
 
-__all__ = ["EulerChain1D", "stationary_law", "mass_below"]
+__all__ = ["EulerChain1D", "stationary_law", "mass_below", "sgd_chain", "relaxation_steps", "steps_to_equilibrate", "check_equilibrated",
+           "NotEquilibratedWarning"]
+
+
+# bytes per stored entry of the transfer matrix while it is built: row and column (int64) and
+# value (float64) per band, their concatenation, and the CSR matrix
+_BYTES_PER_ENTRY = 2 * 24 + 12
+
+
+def _check_chain_size(name: str, value, n_cells: int, width: int) -> None:
+    """Refuse a chain whose transfer matrix (n_cells rows of at most 2·width + 1 entries: the
+    Gaussian kernel out to 8.5 s) cannot fit, before building it."""
+    entries = float(n_cells) * min(2 * width + 1, n_cells)
+    _checks.check_fits_memory(name, value, _BYTES_PER_ENTRY * entries,
+                              f"the chain's transfer matrix ({n_cells} cells, up to {min(2 * width + 1, n_cells)} entries per row)",
+                              advice="use fewer cells (about 12 per step_sd resolve the kernel; "
+                                     "EulerChain1D.on_nodes picks that by default)")
 
 
 class EulerChain1D:
@@ -35,14 +56,15 @@ class EulerChain1D:
         edges = np.asarray(edges, dtype=float)
         if edges.ndim != 1 or edges.size < 3 or np.any(np.diff(edges) <= 0):
             raise ValueError("edges must be an increasing 1-D array of at least 3 values")
-        self.lr, self.step_sd, self.edges = float(lr), float(step_sd), edges
+        h = float(edges[1] - edges[0])
+        n = edges.size - 1
+        width = int(math.ceil(8.5 * float(step_sd) / h)) + 1
+        _check_chain_size("edges", f"{edges.size} edges", n, width)
+        self.lr, self.step_sd, self.edges, self.h = float(lr), float(step_sd), edges, h
         self.x = 0.5 * (edges[1:] + edges[:-1])
-        self.h = float(edges[1] - edges[0])
-        n = self.x.size
         mean = self.x - self.lr * np.asarray(landscape.gradient(self.x), dtype=float)
         if not np.all(np.isfinite(mean)):
             raise ValueError("the landscape's gradient is not finite on the grid (loss)")
-        width = int(math.ceil(8.5 * self.step_sd / self.h)) + 1
         j0 = np.floor((mean - edges[0]) / self.h).astype(np.int64)
         rows, cols, vals = [], [], []
         for off in range(-width, width + 1):
@@ -68,6 +90,8 @@ class EulerChain1D:
         (between 1,500 and 6,000 nodes), which resolves the Gaussian kernel."""
         if n is None:
             n = int(min(6000, max(1500, 12 * (high - low) / step_sd)))
+        n = _checks.check_int("n", n, minimum=3)
+        _check_chain_size("n", n, n, int(math.ceil(8.5 * float(step_sd) * (n - 1) / (high - low))) + 1)
         nodes = np.linspace(low, high, n)
         h = nodes[1] - nodes[0]
         return cls(landscape, np.concatenate([nodes - h / 2, [nodes[-1] + h / 2]]), lr=lr, step_sd=step_sd)
@@ -99,6 +123,9 @@ class EulerChain1D:
                 p = PT @ p
             return p
         rec = np.asarray(record_steps, dtype=np.int64)
+        _checks.check_fits_memory("record_steps", f"{rec.size} steps", 8.0 * rec.size * p.size,
+                                  "the recorded cell masses (len(record_steps) x cells float64)",
+                                  advice="record fewer steps")
         out = np.empty((rec.size, p.size))
         k = r = 0
         while r < rec.size and rec[r] == 0:
@@ -152,3 +179,65 @@ def mass_below(edges, masses, x: float) -> float:
     edges = np.asarray(edges, dtype=float)
     frac = np.clip((x - edges[:-1]) / (edges[1:] - edges[:-1]), 0.0, 1.0)
     return float(np.sum(np.asarray(masses, dtype=float) * frac))
+
+
+# --------------------------------------------------------------------------------------------
+# how long a run must be
+# --------------------------------------------------------------------------------------------
+class NotEquilibratedWarning(UserWarning):
+    """A run shorter than the steps its chain needs to forget where it started."""
+
+
+def sgd_chain(landscape, *, lr: float, batch_size: float, sigma2: float, n: int | None = None) -> EulerChain1D:
+    """The exact chain of SGD with Gaussian gradient noise on a 1-D landscape: x' = x − ηL'(x) + s·ξ
+    with s = η·√(σ²/S) (Euler–Maruyama with one step per SGD step; paper eq. 1, §3.1), on the box
+    ``landscape.bounds(T)``, T = ησ²/(2S), that holds its law, with ``n`` nodes (default: ~12 per s)."""
+    dim = int(getattr(landscape, "dim", 0))
+    if dim != 1:
+        raise ValueError(f"landscape must be 1-D for the exact chain, got dim = {dim}; in 2-D "
+                         "theory.escape.eyring_kramers_relaxation gives the relaxation time (small T)")
+    for name, value in (("lr", lr), ("batch_size", batch_size), ("sigma2", sigma2)):
+        if not _checks.is_scalar(value):
+            raise ValueError(f"{name} must be a scalar, got {value!r}")
+    _checks.check_positive("lr", lr)
+    _checks.check_batch_size(batch_size)
+    _checks.check_positive("sigma2", sigma2)
+    temperature = float(lr) * float(sigma2) / (2.0 * float(batch_size))
+    low, high = (float(np.ravel(b)[0]) for b in landscape.bounds(temperature))
+    return EulerChain1D.on_nodes(landscape, low, high, lr=float(lr), step_sd=float(lr) * math.sqrt(sigma2 / batch_size),
+                                 n=n)
+
+
+def relaxation_steps(landscape, *, lr: float, batch_size: float, sigma2: float) -> float:
+    """Relaxation time τ = −1/log|λ₂| in SGD steps of the exact chain (:func:`sgd_chain`): the
+    slowest part of the law (in a multi-well landscape, the balance between wells) decays as
+    e^{−t/τ}, so P(A) after t steps differs from its stationary value by at most ~e^{−t/τ}."""
+    return sgd_chain(landscape, lr=lr, batch_size=batch_size, sigma2=sigma2).relaxation_steps()
+
+
+def steps_to_equilibrate(landscape, *, lr: float, batch_size: float, sigma2: float, tol: float = 1e-3) -> int:
+    """SGD steps after which the slowest mode has decayed below ``tol``: ⌈τ·ln(1/tol)⌉ with τ from
+    :func:`relaxation_steps` (tol = 1e-3: 6.9 τ).  From any start the distance of basin
+    probabilities to their stationary values is then at most ~tol (the amplitude of that mode is at
+    most 1 for a probability)."""
+    _checks.check_in_range("tol", tol, 0.0, 1.0, closed="neither")
+    tau = relaxation_steps(landscape, lr=lr, batch_size=batch_size, sigma2=sigma2)
+    return int(math.ceil(tau * math.log(1.0 / tol)))
+
+
+def check_equilibrated(n_steps: int, landscape, *, lr: float, batch_size: float, sigma2: float,
+                       tol: float = 1e-3, stacklevel: int = 2) -> bool:
+    """True if ``n_steps`` SGD steps reach equilibrium to ``tol`` (:func:`steps_to_equilibrate`);
+    otherwise warn (:class:`NotEquilibratedWarning`, naming the steps needed) and return False: a
+    shorter run measures where the particles started, not the stationary law."""
+    n_steps = _checks.check_int("n_steps", n_steps, minimum=0)
+    need = steps_to_equilibrate(landscape, lr=lr, batch_size=batch_size, sigma2=sigma2, tol=tol)
+    if n_steps >= need:
+        return True
+    tau = need / math.log(1.0 / tol)
+    warnings.warn(
+        f"n_steps = {n_steps} is shorter than the {need} steps this run needs to equilibrate (relaxation time "
+        f"{tau:.4g} steps at lr = {lr:g}, batch_size = {batch_size:g}, sigma2 = {sigma2:g}; tol = {tol:g}): "
+        "its basin probabilities still reflect the start; run longer",
+        NotEquilibratedWarning, stacklevel=stacklevel)
+    return False

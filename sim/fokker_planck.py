@@ -109,6 +109,10 @@ class _Grid:
         n = []
         for c in cells:
             n.append(_checks.check_int("n_cells", c.item() if hasattr(c, "item") else c, minimum=3))
+        size = float(np.prod(np.array(n, dtype=float)))
+        _checks.check_fits_memory("n_cells", n[0] if dim == 1 else tuple(n), 8.0 * size * (2 * dim + 1),
+                                  f"a {dim}-D grid of {size:.3g} cells (centres and mesh)",
+                                  advice="use fewer cells per axis")
         self.dim = dim
         self.low = low
         self.high = high
@@ -423,8 +427,16 @@ def _to_sparse(diag, bands, N, fmt="csc"):
     return sp.diags(diagonals, offsets, shape=(N, N), format=fmt)
 
 
+# bytes per cell of a solve (a lower bound): the loss, the assembled diagonals and edge
+# quantities of up to three lattice directions and the sparse matrix; in 2-D also the fill of
+# the LU factors (measured 64 entries per cell at 500 x 500 cells, growing slowly with the size)
+_SOLVE_BYTES_PER_CELL = {1: 200, 2: 1000}
+
+
 def _prepare(landscape, grid, lr, batch_size, sigma2, noise_cov, form, check_resolution=True):
     _check_landscape_grid(landscape, grid)
+    _checks.check_fits_memory("grid", grid, float(_SOLVE_BYTES_PER_CELL[grid.dim]) * grid.size,
+                              f"solving on {grid.size:.3g} cells", advice="use a grid with fewer cells")
     _check_hyper(lr, batch_size)
     cov = _noise_matrix(grid.dim, sigma2, noise_cov)
     if form not in ("drift", "potential"):
@@ -617,6 +629,8 @@ def evolve(
     _checks.check_nonnegative("times", times)
     if np.any(np.diff(times) < 0):
         raise ValueError("times must be non-decreasing")
+    _checks.check_fits_memory("times", f"{times.size} times", 8.0 * times.size * grid.size,
+                              "the densities returned (len(times) x cells float64)", advice="ask for fewer times")
     if callable(p0):
         p0 = p0(grid.centers)
     m = np.array(p0, dtype=float).reshape(-1)

@@ -321,6 +321,11 @@ def basin_probabilities(landscape, *, lr, batch_size, sigma2, n_grid: int | None
     if np.any(~np.isfinite(low)) or np.any(~np.isfinite(high)) or np.any(high <= low):
         raise ValueError(f"landscape.bounds({temp}) must give finite low < high, got {low}, {high}")
     n_min = len(landscape.minima())
+    # per node: 1-D the node, log-density and Simpson weight of each segment (a few segments);
+    # 2-D the centres, loss, density, corner labels and masks of the cut-cell rule
+    _checks.check_fits_memory("n_grid", n_grid, 4 * 32.0 * n_grid if dim == 1 else 100.0 * float(n_grid) ** 2,
+                              f"the quadrature grid ({n_grid} nodes{' per segment' if dim == 1 else ' per axis'})",
+                              advice="use a smaller n_grid (the default is accurate to ~1e-10 in 1-D, 1e-5 in 2-D)")
     if dim == 1:
         mass = _basin_masses_1d(landscape, float(low[0]), float(high[0]), n_grid, temp, n_min)
     else:

@@ -157,6 +157,8 @@ def schedule_values(
     if kind not in SCHEDULE_KINDS:
         raise ValueError(f"kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
     n_steps = _checks.check_int("n_steps", n_steps, minimum=0)
+    _checks.check_fits_memory("n_steps", n_steps, 3 * 8.0 * n_steps, "the schedule's per-step values (and positions)",
+                              advice="ask for fewer steps")
     steps_per_epoch = _checks.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     _checks.check_positive("base", base)
     base = float(base)

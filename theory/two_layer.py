@@ -190,6 +190,10 @@ class TwoLayerRegression(FiniteSumLandscape):
         d = _checks.check_int("input_dim", input_dim, minimum=1)
         m = _checks.check_int("width", width, minimum=1)
         _checks.check_positive("weight_scale", weight_scale)
+        # inputs (and the landscape's copies of them), targets and the teacher's weights
+        _checks.check_fits_memory("n_samples", n, 8.0 * (3 * n * d + 2 * n + m * d),
+                                  f"the inputs (n_samples x input_dim = {d} float64)",
+                                  advice="use fewer samples or a smaller input_dim")
         rng = np.random.default_rng(np.random.SeedSequence(seed))
         x = rng.standard_normal((n, d)) / math.sqrt(d)
         a = rng.choice([-1.0, 1.0], size=m)

@@ -203,6 +203,10 @@ def _whitened_draws(n_samples: int, dim: int, seed, symmetric: bool = False) -> 
     """Gaussian draws ξ_j (N, dim), centred and whitened: Σξ_j = 0, (1/N) Σ ξ_jξ_jᵀ = I exactly.
     ``symmetric``: N/2 draws and their negatives (N even), so that every odd moment of the samples
     vanishes exactly, not only the first."""
+    # the draws, their whitened copy, the transpose solve and the landscape's own copy
+    _checks.check_fits_memory("n_samples", n_samples, 4 * 8.0 * n_samples * dim,
+                              f"the per-sample noise vectors (n_samples x dim = {dim} float64)",
+                              advice="use fewer samples (the noise covariance is exact for any n_samples > dim)")
     rng = np.random.default_rng(seed)
     if symmetric:
         if n_samples % 2:
