@@ -65,6 +65,10 @@ class EulerChain1D:
         mean = self.x - self.lr * np.asarray(landscape.gradient(self.x), dtype=float)
         if not np.all(np.isfinite(mean)):
             raise ValueError("the landscape's gradient is not finite on the grid (loss)")
+        # cells where x ↦ x − ηL'(x) decreases (ηL'' > 1: steps overshoot); where it increases
+        # everywhere the Gaussian kernel composed with it is totally positive and every eigenvalue of
+        # P is real and positive (relaxation_steps)
+        self._overshoot = np.gradient(mean) < 0
         j0 = np.floor((mean - edges[0]) / self.h).astype(np.int64)
         rows, cols, vals = [], [], []
         for off in range(-width, width + 1):
@@ -118,11 +122,15 @@ class EulerChain1D:
         ``record_steps`` (array (len(record_steps), n))."""
         PT = self.P.T.tocsr()
         p = np.asarray(p0, dtype=float).copy()
+        if p.shape != self.x.shape:
+            raise ValueError(f"p0 must hold one mass per cell, shape {self.x.shape}, got {p.shape}")
         if record_steps is None:
             for _ in range(int(n_steps)):
                 p = PT @ p
             return p
         rec = np.asarray(record_steps, dtype=np.int64)
+        if rec.ndim != 1 or np.any(rec < 0) or np.any(np.diff(rec) < 0):
+            raise ValueError(f"record_steps must be a sorted 1-D sequence of step counts >= 0, got {record_steps!r}")
         _checks.check_fits_memory("record_steps", f"{rec.size} steps", 8.0 * rec.size * p.size,
                                   "the recorded cell masses (len(record_steps) x cells float64)",
                                   advice="record fewer steps")
@@ -140,10 +148,22 @@ class EulerChain1D:
         return out
 
     def relaxation_steps(self) -> float:
-        """−1/log|λ₂|: steps for the slowest mode (inter-well transfer) to decay by e."""
-        vals = spla.eigs(self.P.T.tocsc(), k=3, sigma=1.0 + 1e-9, return_eigenvectors=False)
+        """−1/log|λ₂|: steps for the slowest mode (inter-well transfer) to decay by e; λ₂ is the
+        eigenvalue of P of largest modulus after λ₁ = 1.
+
+        Eigenvalues are found by shift-invert around 1.  Where x − ηL'(x) decreases (ηL'' > 1:
+        steps overshoot) P can have negative eigenvalues, an oscillating mode that shift-invert
+        around 1 does not see (on L = λx²/2 with ηλ = 1.5 the slowest mode is −0.5, not 0.25): when
+        the stationary law puts mass > 1e-3 on such cells, the eigenvalue nearest −1 is computed
+        too (with less, such a mode moves any probability by less than that).  |λ₂| closer to 1 than ~1e-15 is not resolved in double precision: the result is then
+        about 1e15, a lower bound."""
+        PT = self.P.T.tocsc()
+        vals = spla.eigs(PT, k=3, sigma=1.0 + 1e-9, return_eigenvectors=False)
         mags = np.sort(np.abs(vals))[::-1]
         lam2 = mags[1] if mags[0] > 1 - 1e-7 else mags[0]
+        if self._overshoot.any() and self.stationary()[self._overshoot].sum() > 1e-3:
+            negative = spla.eigs(PT, k=1, sigma=-1.0 - 1e-9, return_eigenvectors=False)
+            lam2 = max(lam2, float(np.abs(negative).max()))
         return float(-1.0 / math.log(min(lam2, 1 - 1e-15)))
 
     def mfpt(self, x_start: float, threshold: float, sign: int) -> float:
@@ -191,7 +211,9 @@ class NotEquilibratedWarning(UserWarning):
 def sgd_chain(landscape, *, lr: float, batch_size: float, sigma2: float, n: int | None = None) -> EulerChain1D:
     """The exact chain of SGD with Gaussian gradient noise on a 1-D landscape: x' = x − ηL'(x) + s·ξ
     with s = η·√(σ²/S) (Euler–Maruyama with one step per SGD step; paper eq. 1, §3.1), on the box
-    ``landscape.bounds(T)``, T = ησ²/(2S), that holds its law, with ``n`` nodes (default: ~12 per s)."""
+    ``landscape.bounds(T')`` that holds its law: the Gibbs box of T' = T·2/(2 − ηλ_max), T = ησ²/(2S),
+    λ_max the largest curvature at a minimum (the chain's variance there is T'/λ, not T/λ); with
+    ``n`` nodes (default: ~12 per s).  ηλ_max ≥ 2 (SGD unstable at a minimum) is refused."""
     dim = int(getattr(landscape, "dim", 0))
     if dim != 1:
         raise ValueError(f"landscape must be 1-D for the exact chain, got dim = {dim}; in 2-D "
@@ -203,7 +225,13 @@ def sgd_chain(landscape, *, lr: float, batch_size: float, sigma2: float, n: int 
     _checks.check_batch_size(batch_size)
     _checks.check_positive("sigma2", sigma2)
     temperature = float(lr) * float(sigma2) / (2.0 * float(batch_size))
-    low, high = (float(np.ravel(b)[0]) for b in landscape.bounds(temperature))
+    # the chain's own variance at a minimum of curvature λ is (T/λ)·2/(2 − ηλ) (theory.discrete):
+    # the Gibbs box of T is widened to hold it, which needs ηλ < 2 at every minimum
+    lam = max(float(m.eigenvalues[-1]) for m in landscape.minima())
+    if float(lr) * lam >= 2.0:
+        raise ValueError(f"lr * lambda_max = {float(lr) * lam:.4g} >= 2 at a minimum of the landscape: SGD is unstable "
+                         f"there and the chain has no stationary law; use lr < {2.0 / lam:.4g}")
+    low, high = (float(np.ravel(b)[0]) for b in landscape.bounds(temperature * 2.0 / (2.0 - float(lr) * lam)))
     return EulerChain1D.on_nodes(landscape, low, high, lr=float(lr), step_sd=float(lr) * math.sqrt(sigma2 / batch_size),
                                  n=n)
 

@@ -130,10 +130,10 @@ class SimResult:
         a statistic of no particle is not NaN but an error that says why."""
         fin = self.finite()
         if fin.shape[0] < at_least:
+            lost = f"all {self.n_particles}" if fin.shape[0] == 0 else f"{self.n_diverged} of {self.n_particles}"
             raise ValueError(
-                f"{what}: {'all' if fin.shape[0] == 0 else self.n_diverged} of {self.n_particles} particles diverged "
-                f"(needs at least {at_least} that did not); the run is unstable at these settings: lower lr "
-                f"(or raise divergence_bound if the states are legitimately large)"
+                f"{what}: {lost} particles diverged (needs at least {at_least} that did not); the run is unstable "
+                f"at these settings: lower lr (or raise divergence_bound if the states are legitimately large)"
             )
         return fin
 

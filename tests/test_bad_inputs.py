@@ -265,6 +265,106 @@ def test_validation_api_bad_inputs(root):
     cases = _validation_api_cases(root)
     for name, call, pattern in cases:
         with pytest.raises((ValueError, TypeError, FileNotFoundError)) as err:
+
+
+# ---------------------------------------------------------------------------------------------
+# sim and theory API: corrupt result files, sizes that cannot fit, runs that cannot give statistics
+# ---------------------------------------------------------------------------------------------
+def _result_files(root):
+    """One good SimResult file and broken variants of it (the cases a user meets: a copy cut short,
+    an empty or foreign file, arrays that disagree, a missing array, metadata that is not JSON, a
+    non-diverged particle whose state is NaN)."""
+    import numpy as np
+
+    from sim.results import SimResult
+
+    d = root / "results-npz"
+    d.mkdir(exist_ok=True)
+    good = SimResult(final=np.zeros((4, 2)), diverged=np.zeros(4, bool), diverged_step=np.full(4, -1),
+                     params={"seed": 1})
+    good.save(d / "good.npz")
+    raw = (d / "good.npz").read_bytes()
+    (d / "trunc.npz").write_bytes(raw[: len(raw) // 2])
+    (d / "empty.npz").write_bytes(b"")
+    (d / "random.npz").write_bytes(np.random.default_rng(0).bytes(400))
+    meta = np.array(json.dumps(dict(params={}, histogram_outside=0, histogram_samples=0, n_histogram_edges=0,
+                                    format="sim.SimResult/1")))
+    ok = dict(final=np.zeros((4, 2)), diverged=np.zeros(4, bool), diverged_step=np.full(4, -1), __meta__=meta)
+    for name, arrays in {
+        "inconsistent": dict(ok, diverged=np.zeros(3, bool)),
+        "nofinal": {k: v for k, v in ok.items() if k != "final"},
+        "badjson": dict(ok, __meta__=np.array("{params: ")),
+        "nan": dict(ok, final=np.full((4, 2), np.nan)),
+    }.items():
+        with open(d / f"{name}.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+    return d
+
+
+def _sim_theory_cases(root):
+    import numpy as np
+
+    from sim import chain, fokker_planck as fp
+    from sim.observers import Record
+    from sim.results import SimResult
+    from sim.sde import simulate_sde
+    from sim.sgd import simulate_sgd
+    from theory import minima, scaling
+    from theory.landscapes import IsotropicNoiseFiniteSum, Quadratic, double_well_1d, wells_2d
+
+    d = _result_files(root)
+    well = double_well_1d()
+    data = IsotropicNoiseFiniteSum(well, n_samples=20, sigma2=1.0)
+    run = dict(lr=0.1, batch_size=1, n_steps=10, theta0=0.0, seed=0)
+    dead = SimResult(final=np.zeros((50, 1)), diverged=np.ones(50, bool), diverged_step=np.zeros(50, np.int64))
+    return [
+        ("load truncated", lambda: SimResult.load(d / "trunc.npz"), r"trunc\.npz: a truncated or damaged \.npz archive"),
+        ("load empty", lambda: SimResult.load(d / "empty.npz"), r"empty\.npz: the file is empty"),
+        ("load random bytes", lambda: SimResult.load(d / "random.npz"), r"random\.npz: not an \.npz archive"),
+        ("load inconsistent", lambda: SimResult.load(d / "inconsistent.npz"),
+         r"inconsistent\.npz: inconsistent arrays: diverged must be a bool array of shape \(4,\)"),
+        ("load missing array", lambda: SimResult.load(d / "nofinal.npz"), r"nofinal\.npz: missing array\(s\) final"),
+        ("load bad metadata", lambda: SimResult.load(d / "badjson.npz"), r"badjson\.npz: its metadata .* not valid JSON"),
+        ("load NaN state", lambda: SimResult.load(d / "nan.npz"), r"nan\.npz: .*not flagged as diverged have NaN"),
+        ("load missing file", lambda: SimResult.load(d / "nope.npz"), r"nope\.npz: no such file"),
+        ("sde 1e12 particles", lambda: simulate_sde(well, **run, sigma2=1.0, n_particles=10**12),
+         r"n_particles = 1000000000000: .* needs at least .* available"),
+        ("sgd 1e12 particles", lambda: simulate_sgd(data, **run, n_particles=10**12),
+         r"n_particles = 1000000000000: .* needs at least"),
+        ("sde 1e13 steps", lambda: simulate_sde(well, **dict(run, n_steps=10**13), sigma2=1.0, n_particles=10),
+         r"n_steps = 10000000000000: the per-step schedules"),
+        ("record every step", lambda: simulate_sde(well, **dict(run, n_steps=10**7), sigma2=1.0, n_particles=10**5,
+                                                   observers=[Record(1)]), r"Record every = 1: the recorded trajectory"),
+        ("2-D grid 1e6 per side", lambda: fp.Grid2D([-1, -1], [1, 1], 10**6), r"n_cells = \(1000000, 1000000\)"),
+        ("chain 1e9 nodes", lambda: chain.EulerChain1D.on_nodes(well, -3, 3, lr=0.1, step_sd=0.1, n=10**9),
+         r"n = 1000000000: the chain's transfer matrix"),
+        ("quadrature n_grid", lambda: minima.basin_probabilities(wells_2d(), lr=0.1, batch_size=1, sigma2=1.0,
+                                                                 n_grid=10**7), r"n_grid = 10000000"),
+        ("finite sum 1e12 samples", lambda: IsotropicNoiseFiniteSum(well, n_samples=10**12, sigma2=1.0),
+         r"n_samples = 1000000000000"),
+        ("schedule 1e13 steps", lambda: scaling.schedule_values("constant", 10**13, base=0.1), r"n_steps = 10000000000000"),
+        ("chain on 2-D", lambda: chain.relaxation_steps(wells_2d(), lr=0.1, batch_size=1, sigma2=1.0),
+         r"landscape must be 1-D .* got dim = 2"),
+        ("equilibrate tol 0", lambda: chain.steps_to_equilibrate(well, lr=0.1, batch_size=1, sigma2=1.0, tol=0),
+         r"tol must lie in \(0\.0, 1\.0\)"),
+        ("mean of all diverged", lambda: dead.mean(), r"mean: all 50 particles diverged"),
+        ("basins of all diverged", lambda: dead.basin_probabilities(Quadratic([[1.0]])),
+         r"basin_probabilities: all 50 particles diverged"),
+        ("basins not recorded", lambda: dead.basin_probabilities(), r"this run recorded no basins"),
+        ("sgd batch > N", lambda: simulate_sgd(data, **dict(run, batch_size=21), n_particles=4),
+         r"batch_size must be <= n_samples = 20"),
+        ("fp noise_cov not PD", lambda: fp.solve_stationary(wells_2d(), fp.Grid2D([-3, -3], [3, 3], 30), lr=0.1,
+                                                            batch_size=1, noise_cov=[[1, 2], [2, 1]]),
+         r"noise_cov must be symmetric positive definite"),
+    ]
+
+
+def test_sim_theory_api_bad_inputs(root):
+    cases = _sim_theory_cases(root)
+    assert len(cases) >= 12
+    assert len(NETS_CLI) + len(VALIDATION_CLI) + len(_api_cases(root)) + len(cases) >= 40
+    for name, call, pattern in cases:
+        with pytest.raises((ValueError, TypeError, MemoryError, FileNotFoundError)) as err:
             call()
         msg = str(err.value)
         assert "\n" not in msg.strip(), (name, msg)

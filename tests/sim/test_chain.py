@@ -96,3 +96,79 @@ def test_extrapolated_stationary_law_is_fourth_order():
     assert mass_below(edges, masses, 0.0) == pytest.approx(0.5, abs=1e-12)
     with pytest.raises(ValueError, match="cells_per_sd"):
         stationary_law(Quadratic([[lam]]), -1, 1, lr=lr, step_sd=sd, cells_per_sd=1)
+
+
+# ---- how long a run must be -----------------------------------------------------------------------
+@pytest.mark.parametrize("lam, lr", [(1.0, 0.5), (3.0, 0.1), (1.0, 1.5), (1.0, 1.9)])
+def test_relaxation_time_of_a_quadratic_is_the_ar1_value(lam, lr):
+    """On L = λx²/2 the chain is AR(1), x' = (1 − ηλ)x + s·ξ: its eigenvalues are (1 − ηλ)^k, so
+    τ = −1/ln|1 − ηλ| exactly; for ηλ > 1 the slowest mode oscillates (a negative eigenvalue).  The grid
+    (≥ 12 nodes per s, box holding the law) reproduces it to ~1e-8; 1e-6 is far from the wrong
+    predictions, the continuous-time 1/(ηλ) (≥ 4% off here) and, for ηλ > 1, the largest positive
+    eigenvalue (1 − ηλ)² (half the time)."""
+    from sim.chain import relaxation_steps
+
+    tau = relaxation_steps(Quadratic([[lam]]), lr=lr, batch_size=1, sigma2=1.0)
+    exact = -1.0 / np.log(abs(1.0 - lr * lam))
+    assert tau == pytest.approx(exact, rel=1e-6)
+    assert abs(tau * lr * lam - 1.0) > 0.04
+    if lr * lam > 1:
+        assert tau / (-1.0 / np.log((1.0 - lr * lam) ** 2)) == pytest.approx(2.0, rel=1e-6)
+
+
+def _double_well():
+    from theory.landscapes import double_well_1d
+
+    return double_well_1d(loss_a=0.0, curvature_a=2.0, loss_b=0.05, curvature_b=0.5, barrier=0.3)
+
+
+def test_steps_to_equilibrate_bring_the_basin_probability_within_tol():
+    """Evolve the exact law from minimum A: after steps_to_equilibrate(tol) steps P(A) is within tol
+    of its stationary value, after a quarter of them it is not (the wrong claim that a quarter of the
+    time suffices)."""
+    from sim.chain import sgd_chain, steps_to_equilibrate
+
+    land, kw, tol = _double_well(), dict(lr=0.2, batch_size=1, sigma2=2.0), 1e-3
+    chain = sgd_chain(land, **kw)
+    need = steps_to_equilibrate(land, **kw, tol=tol)
+    assert need == int(np.ceil(chain.relaxation_steps() * np.log(1 / tol)))
+    in_a = land.basin_index(chain.x[:, None]) == 0
+    p0 = np.zeros(chain.x.size)
+    p0[np.argmin(np.abs(chain.x - land.minima()[0].location[0]))] = 1.0
+    p_a = chain.evolve(p0, 0, record_steps=[need // 4, need])[:, in_a].sum(axis=1)
+    p_stat = chain.stationary()[in_a].sum()
+    assert abs(p_a[1] - p_stat) < tol
+    assert abs(p_a[0] - p_stat) > 10 * tol
+
+
+def test_a_short_run_at_low_noise_warns():
+    """An η/S sweep point of 8,000 steps at n = 0.02 (relaxation ~5e7 steps: barrier 0.3 at T = 0.02)
+    measures only where it started; check_equilibrated says so and names the steps needed."""
+    import warnings
+
+    from sim.chain import NotEquilibratedWarning, check_equilibrated, steps_to_equilibrate
+
+    land = _double_well()
+    with pytest.warns(NotEquilibratedWarning, match=r"n_steps = 8000 is shorter than the \d+ steps .* run longer"):
+        assert check_equilibrated(8000, land, lr=0.02, batch_size=1, sigma2=2.0) is False
+    need = steps_to_equilibrate(land, lr=0.2, batch_size=1, sigma2=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotEquilibratedWarning)
+        assert check_equilibrated(need, land, lr=0.2, batch_size=1, sigma2=2.0) is True
+    with pytest.warns(NotEquilibratedWarning):
+        check_equilibrated(need - 1, land, lr=0.2, batch_size=1, sigma2=2.0)
+
+
+def test_sgd_chain_refuses_what_it_cannot_describe():
+    from sim.chain import EulerChain1D, sgd_chain
+    from theory.landscapes import wells_2d
+
+    with pytest.raises(ValueError, match=r"landscape must be 1-D .*eyring_kramers_relaxation"):
+        sgd_chain(wells_2d(), lr=0.1, batch_size=1, sigma2=1.0)
+    with pytest.raises(ValueError, match=r"lr \* lambda_max = 2\.2 >= 2 .* use lr < 1$"):
+        sgd_chain(_double_well(), lr=1.1, batch_size=1, sigma2=1.0)
+    chain = EulerChain1D(QuarticDoubleWell(0.1), np.linspace(-2.5, 2.5, 101), lr=0.1, step_sd=0.1)
+    with pytest.raises(ValueError, match="record_steps must be a sorted"):
+        chain.evolve(np.ones(100) / 100, 0, record_steps=[5, 3])  # unsorted steps used to loop forever
+    with pytest.raises(ValueError, match=r"p0 must hold one mass per cell, shape \(100,\)"):
+        chain.evolve(np.ones(50), 3)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 
 import numpy as np
 import pytest
@@ -92,3 +94,179 @@ def test_results_from_simulator_round_trip(tmp_path):
     np.testing.assert_array_equal(q.path_maximum, res.path_maximum)
     assert q.params == res.params
     assert q.params["seed"] == 4
+
+
+# ---- a file that is not a good SimResult is refused with one line naming it ---------------------
+def _write_npz(path, **arrays):
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _meta(**kw):
+    import json
+
+    meta = dict(params={}, histogram_outside=0, histogram_samples=0, n_histogram_edges=0, format="sim.SimResult/1")
+    meta.update(kw)
+    return np.array(json.dumps(meta))
+
+
+def _ok_arrays():
+    return dict(final=np.zeros((4, 2)), diverged=np.zeros(4, bool), diverged_step=np.full(4, -1), __meta__=_meta())
+
+
+def _flip_byte_inside(path):
+    """Overwrite one byte of the first member's data: the archive still opens, its CRC check fails."""
+    raw = bytearray(path.read_bytes())
+    raw[120] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+# (name, how to make the file from a good one at `good`, pattern of the fault named in the message);
+# the first seven are the ways a user's file was measured to fail before (a raw BadZipFile, a misleading
+# pickle message, EOFError, AttributeError, JSONDecodeError, and two that loaded silently and gave an
+# IndexError or NaN statistics later)
+BROKEN = [
+    ("truncated", lambda p, good: p.write_bytes(good[: len(good) // 2]), r"a truncated or damaged \.npz archive"),
+    ("random bytes", lambda p, good: p.write_bytes(np.random.default_rng(1).bytes(600)),
+     r"not an \.npz archive \(it starts with bytes"),
+    ("empty", lambda p, good: p.write_bytes(b""), r"the file is empty \(0 bytes\)"),
+    ("missing array", lambda p, good: _write_npz(p, **{k: v for k, v in _ok_arrays().items() if k != "final"}),
+     r"missing array\(s\) final"),
+    ("metadata not JSON", lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=np.array("{params: 1"))),
+     r"its metadata \(__meta__\) is not valid JSON"),
+    ("arrays of different lengths", lambda p, good: _write_npz(p, **dict(_ok_arrays(), diverged=np.zeros(3, bool))),
+     r"inconsistent arrays: diverged must be a bool array of shape \(4,\) like final, got bool array of shape \(3,\)"),
+    ("NaN state not flagged", lambda p, good: _write_npz(p, **dict(_ok_arrays(), final=np.full((4, 2), np.nan))),
+     r"4 particle\(s\) not flagged as diverged have NaN or inf states"),
+    # more of the same family
+    ("metadata a list", lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=np.array("[1, 2]"))),
+     r"its metadata \(__meta__\) is a JSON list, expected an object"),
+    ("metadata key missing", lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=_meta(histogram_samples=None))),
+     r"metadata key 'histogram_samples' is None, expected a non-negative integer"),
+    ("another format", lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=_meta(format="sim.SimResult/9"))),
+     r"metadata format 'sim.SimResult/9', expected 'sim.SimResult/1'"),
+    ("no metadata", lambda p, good: _write_npz(p, **{k: v for k, v in _ok_arrays().items() if k != "__meta__"}),
+     r"no __meta__ entry"),
+    ("damaged member", lambda p, good: (p.write_bytes(good), _flip_byte_inside(p)),
+     r"a truncated or damaged \.npz archive|an array in the archive cannot be read"),
+    ("flags disagree", lambda p, good: _write_npz(p, **dict(_ok_arrays(), diverged_step=np.array([-1, 3, -1, -1]))),
+     r"diverged and diverged_step disagree for 1 particle"),
+    ("histogram edges missing", lambda p, good: _write_npz(p, **dict(_ok_arrays(), histogram=np.zeros(3, np.int64),
+                                                                     __meta__=_meta(n_histogram_edges=1))),
+     r"missing array\(s\) histogram_edges_0"),
+    ("histogram total wrong", lambda p, good: _write_npz(p, **dict(_ok_arrays(), histogram=np.ones(3, np.int64),
+                                                                   histogram_edges_0=np.arange(4.0),
+                                                                   __meta__=_meta(n_histogram_edges=1,
+                                                                                  histogram_samples=2))),
+     r"histogram counts \(3\) \+ histogram_outside \(0\) != histogram_samples \(2\)"),
+    ("basins incomplete", lambda p, good: _write_npz(p, **dict(_ok_arrays(), basin_counts=np.array([[4, 0]]))),
+     r"Basins arrays incomplete: basin_counts without basin_occupancy, basin_steps"),
+    ("object array", lambda p, good: _write_npz(p, **dict(_ok_arrays(), final=np.array([None, 1], dtype=object))),
+     r"an array in the archive cannot be read"),
+]
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=[c[0] for c in BROKEN])
+def test_load_refuses_a_broken_file_naming_it(case, tmp_path):
+    from sim.results import CorruptResultError
+
+    name, make, pattern = case
+    _result().save(tmp_path / "good.npz")
+    path = tmp_path / "broken.npz"
+    make(path, (tmp_path / "good.npz").read_bytes())
+    with pytest.raises(CorruptResultError) as err:
+        SimResult.load(path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: "), msg
+    assert re.search(pattern, msg), msg
+    assert msg.endswith("re-run the simulation that wrote it (SimResult.save) or restore a good copy"), msg
+    assert isinstance(err.value, ValueError)
+
+
+def test_load_names_a_missing_file_or_a_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.npz: no such file"):
+        SimResult.load(tmp_path / "nope.npz")
+    with pytest.raises(IsADirectoryError, match="a directory, expected an .npz file"):
+        SimResult.load(tmp_path)
+
+
+def test_save_is_synced_before_the_rename_and_world_readable(tmp_path, monkeypatch):
+    """The data reach the disk (fsync of the file) before the temporary file replaces the target, so
+    a crash leaves the old file or the new one; the file is 0644 like any file written with open()."""
+    import theory._io as io
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(io.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(io.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    _result().save(tmp_path / "run.npz")
+    assert events[:2] == ["fsync", "replace"]  # file synced, then renamed (then the directory synced)
+    assert stat.S_IMODE(os.stat(tmp_path / "run.npz").st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["run.npz"]
+
+
+def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    r = _result()
+    r.save(tmp_path / "run.npz")
+    before = (tmp_path / "run.npz").read_bytes()
+    def disk_full(fh, **arrays):
+        fh.write(b"half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        r.save(tmp_path / "run.npz")
+    assert (tmp_path / "run.npz").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["run.npz"]
+
+
+# ---- runs where every particle diverged say so instead of giving NaN ------------------------------
+def test_all_diverged_run_is_flagged_and_its_statistics_raise(tmp_path):
+    """SGD on L = x²/2 with lr = 3 multiplies x by −2 per step (|1 − lr·λ| > 1): every particle
+    diverges; the run says so (warning, all_diverged) and every statistic raises instead of NaN."""
+    from sim.observers import Basins, Histogram
+    from sim.sde import simulate_sde
+    from theory.landscapes import Quadratic
+
+    land = Quadratic([[1.0]])
+    with pytest.warns(RuntimeWarning, match=r"all 64 particles diverged"):
+        res = simulate_sde(land, lr=3.0, batch_size=1, sigma2=1.0, n_steps=100, n_particles=64, theta0=1.0, seed=0,
+                           observers=[Basins(10), Histogram(np.linspace(-1, 1, 5), burn_in=50)])
+    assert res.all_diverged and res.n_diverged == 64 and res.finite().shape == (0, 1)
+    assert "diverged=all" in repr(res)
+    for call, what in ((res.mean, "mean"), (res.var, "var"), (res.cov, "cov"), (res.basin_probabilities,
+                       "basin_probabilities"), (res.histogram_density, "histogram_density")):
+        with pytest.raises(ValueError, match=rf"{what}: all 64 particles diverged .* lower lr"):
+            call()
+    res.save(tmp_path / "dead.npz")  # a valid result: it loads, still flagged
+    assert SimResult.load(tmp_path / "dead.npz").all_diverged
+
+
+def test_one_survivor_has_a_mean_but_no_variance():
+    r = SimResult(final=np.array([[1.0], [2.0], [3.0]]), diverged=np.array([True, False, True]),
+                  diverged_step=np.array([4, -1, 2]))
+    np.testing.assert_array_equal(r.mean(), [2.0])
+    with pytest.raises(ValueError, match=r"var: 2 of 3 particles diverged \(needs at least 2"):
+        r.var()
+
+
+# ---- P(A) from a result --------------------------------------------------------------------------
+def test_basin_probabilities_from_the_observer_or_the_landscape():
+    """Both routes count the same particles: P = counts / survivors, SE = √(P(1 − P)/m)."""
+    from sim.observers import Basins
+    from sim.sde import simulate_sde
+    from theory.landscapes import double_well_1d
+
+    land = double_well_1d()
+    res = simulate_sde(land, lr=0.2, batch_size=1, sigma2=2.0, n_steps=300, n_particles=500, theta0=0.0, seed=3,
+                       observers=[Basins(every=300)])
+    p, se = res.basin_probabilities()
+    q, se_q = res.basin_probabilities(land)
+    np.testing.assert_array_equal(p, q)
+    labels = land.basin_index(res.finite())
+    m = res.finite().shape[0]
+    np.testing.assert_allclose(p, np.bincount(labels, minlength=2) / m, rtol=0, atol=0)
+    np.testing.assert_allclose(se, np.sqrt(p * (1 - p) / m), rtol=1e-15)
+    assert 0.05 < p[0] < 0.95  # the start at the barrier top splits the particles: both basins occupied
+    np.testing.assert_array_equal(res.basin_probabilities(at=0)[0], res.basin_counts[0] / m)
