@@ -10,7 +10,8 @@
   ``FirstPassage``, ``PathMaximum``).
 * :class:`sim.results.SimResult` — their common result container (save / load).
 * :mod:`sim.fokker_planck`, :mod:`sim.chain` — grid solutions of the Fokker–Planck equation and
-  the exact law of the discrete 1-D chain.
+  the exact law of the discrete 1-D chain; how long a run must be to equilibrate
+  (:func:`sim.chain.relaxation_steps`, ``steps_to_equilibrate``, ``check_equilibrated``).
 
 Submodules are imported lazily (``import sim`` is cheap and never imports torch).
 """
@@ -19,7 +20,8 @@ from __future__ import annotations
 import importlib
 
 __all__ = ["simulate_sde", "simulate_sgd", "simulate_svag", "run_ensemble", "SimResult", "Record", "Histogram",
-           "Basins", "FirstPassage", "PathMaximum", "Isotropic", "ConstantCovariance", "StateDependent"]
+           "Basins", "FirstPassage", "PathMaximum", "Isotropic", "ConstantCovariance", "StateDependent",
+           "relaxation_steps", "steps_to_equilibrate", "check_equilibrated"]
 
 _LAZY = {
     "simulate_sde": ("sim.sde", "simulate_sde"),
@@ -35,6 +37,9 @@ _LAZY = {
     "Isotropic": ("sim.noise", "Isotropic"),
     "ConstantCovariance": ("sim.noise", "ConstantCovariance"),
     "StateDependent": ("sim.noise", "StateDependent"),
+    "relaxation_steps": ("sim.chain", "relaxation_steps"),
+    "steps_to_equilibrate": ("sim.chain", "steps_to_equilibrate"),
+    "check_equilibrated": ("sim.chain", "check_equilibrated"),
 }
 
 

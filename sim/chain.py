@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from numpy.typing import ArrayLike
 from scipy import special
 
 from theory import _checks
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 __all__ = ["EulerChain1D", "stationary_law", "mass_below", "sgd_chain", "relaxation_steps", "steps_to_equilibrate", "check_equilibrated",
            "NotEquilibratedWarning"]
@@ -50,7 +55,7 @@ class EulerChain1D:
 
     ``lr`` is η and ``step_sd`` the standard deviation s of the noise added per step."""
 
-    def __init__(self, landscape, edges, *, lr: float, step_sd: float):
+    def __init__(self, landscape: Landscape, edges: ArrayLike, *, lr: float, step_sd: float):
         _checks.check_positive("lr", lr)
         _checks.check_positive("step_sd", step_sd)
         edges = np.asarray(edges, dtype=float)
@@ -89,7 +94,8 @@ class EulerChain1D:
         self.P = sp.csr_matrix(sp.diags(1.0 / row_sum) @ P)
 
     @classmethod
-    def on_nodes(cls, landscape, low: float, high: float, *, lr: float, step_sd: float, n: int | None = None):
+    def on_nodes(cls, landscape: Landscape, low: float, high: float, *, lr: float, step_sd: float,
+                 n: int | None = None) -> EulerChain1D:
         """Cells centred on ``n`` equispaced nodes of [low, high]; by default ≥ 12 nodes per s
         (between 1,500 and 6,000 nodes), which resolves the Gaussian kernel."""
         if n is None:
@@ -117,7 +123,7 @@ class EulerChain1D:
         pi = np.maximum(spla.spsolve(A.tocsc(), b), 0.0)
         return pi / pi.sum()
 
-    def evolve(self, p0, n_steps: int, record_steps=None) -> np.ndarray:
+    def evolve(self, p0: ArrayLike, n_steps: int, record_steps: ArrayLike | None = None) -> np.ndarray:
         """Cell masses after ``n_steps`` steps from ``p0``, or after each step in the sorted
         ``record_steps`` (array (len(record_steps), n))."""
         PT = self.P.T.tocsr()
@@ -208,7 +214,8 @@ class NotEquilibratedWarning(UserWarning):
     """A run shorter than the steps its chain needs to forget where it started."""
 
 
-def sgd_chain(landscape, *, lr: float, batch_size: float, sigma2: float, n: int | None = None) -> EulerChain1D:
+def sgd_chain(landscape: Landscape, *, lr: float, batch_size: float, sigma2: float,
+              n: int | None = None) -> EulerChain1D:
     """The exact chain of SGD with Gaussian gradient noise on a 1-D landscape: x' = x − ηL'(x) + s·ξ
     with s = η·√(σ²/S) (Euler–Maruyama with one step per SGD step; paper eq. 1, §3.1), on the box
     ``landscape.bounds(T')`` that holds its law: the Gibbs box of T' = T·2/(2 − ηλ_max), T = ησ²/(2S),
@@ -236,14 +243,15 @@ def sgd_chain(landscape, *, lr: float, batch_size: float, sigma2: float, n: int 
                                  n=n)
 
 
-def relaxation_steps(landscape, *, lr: float, batch_size: float, sigma2: float) -> float:
+def relaxation_steps(landscape: Landscape, *, lr: float, batch_size: float, sigma2: float) -> float:
     """Relaxation time τ = −1/log|λ₂| in SGD steps of the exact chain (:func:`sgd_chain`): the
     slowest part of the law (in a multi-well landscape, the balance between wells) decays as
     e^{−t/τ}, so P(A) after t steps differs from its stationary value by at most ~e^{−t/τ}."""
     return sgd_chain(landscape, lr=lr, batch_size=batch_size, sigma2=sigma2).relaxation_steps()
 
 
-def steps_to_equilibrate(landscape, *, lr: float, batch_size: float, sigma2: float, tol: float = 1e-3) -> int:
+def steps_to_equilibrate(landscape: Landscape, *, lr: float, batch_size: float, sigma2: float,
+                         tol: float = 1e-3) -> int:
     """SGD steps after which the slowest mode has decayed below ``tol``: ⌈τ·ln(1/tol)⌉ with τ from
     :func:`relaxation_steps` (tol = 1e-3: 6.9 τ).  From any start the distance of basin
     probabilities to their stationary values is then at most ~tol (the amplitude of that mode is at
@@ -253,7 +261,7 @@ def steps_to_equilibrate(landscape, *, lr: float, batch_size: float, sigma2: flo
     return int(math.ceil(tau * math.log(1.0 / tol)))
 
 
-def check_equilibrated(n_steps: int, landscape, *, lr: float, batch_size: float, sigma2: float,
+def check_equilibrated(n_steps: int, landscape: Landscape, *, lr: float, batch_size: float, sigma2: float,
                        tol: float = 1e-3, stacklevel: int = 2) -> bool:
     """True if ``n_steps`` SGD steps reach equilibrium to ``tol`` (:func:`steps_to_equilibrate`);
     otherwise warn (:class:`NotEquilibratedWarning`, naming the steps needed) and return False: a

@@ -44,12 +44,14 @@ import numba
 import numpy as np
 from numba.core import cgutils, types
 from numba.extending import intrinsic
+from numpy.typing import ArrayLike
 
 from sim import rng as _rng
 from sim.observers import Observer, chain_hooks
 from sim.results import SimResult
 from theory import _checks
 from theory._numba import specialise
+from theory._types import PerStep, Seed
 
 __all__ = ["run_ensemble", "RunInfo", "DEFAULT_BLOCK_SIZE", "per_step_values", "seed_sequence", "initial_states"]
 
@@ -76,7 +78,7 @@ class RunInfo:
 # --------------------------------------------------------------------------------------------
 # inputs shared by the simulators
 # --------------------------------------------------------------------------------------------
-def seed_sequence(seed) -> tuple[np.random.SeedSequence, Any]:
+def seed_sequence(seed: Seed) -> tuple[np.random.SeedSequence, Any]:
     """(SeedSequence, JSON record of the seed); None draws fresh entropy (recorded)."""
     if isinstance(seed, np.random.SeedSequence):
         return seed, {"entropy": seed.entropy, "spawn_key": list(seed.spawn_key)}
@@ -88,7 +90,7 @@ def seed_sequence(seed) -> tuple[np.random.SeedSequence, Any]:
     return np.random.SeedSequence(int(seed)), int(seed)
 
 
-def initial_states(theta0, n_particles: int, dim: int) -> np.ndarray:
+def initial_states(theta0: ArrayLike, n_particles: int, dim: int) -> np.ndarray:
     """θ0 given as (d,), a scalar (d = 1), (M,) (d = 1) or (M, d), as a fresh (M, d) array."""
     try:
         arr = np.asarray(theta0, dtype=float)
@@ -114,8 +116,8 @@ def initial_states(theta0, n_particles: int, dim: int) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64).copy()
 
 
-def per_step_values(name: str, value, n_steps: int, *, minimum: float, strict: bool, upper=None,
-                    integer: bool = False) -> np.ndarray:
+def per_step_values(name: str, value: PerStep, n_steps: int, *, minimum: float, strict: bool,
+                    upper: float | None = None, integer: bool = False) -> np.ndarray:
     """One value per SGD step from a scalar, an array of ``n_steps`` values, a callable of the
     step index (vectorised or not) or a ``theory.scaling.Schedule``; each value checked
     (> minimum if ``strict`` else >= minimum, <= ``upper``, integer)."""
@@ -282,9 +284,9 @@ def _block_kernel(x, v, div_step, state, n_steps, n_sub, bound, args, obs, work)
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
-def run_ensemble(method, *, theta0, n_steps: int, n_particles: int, seed, observers: Sequence[Observer] = (),
-                 divergence_bound: float = 1e6, n_threads=None, block_size: int = DEFAULT_BLOCK_SIZE,
-                 progress: bool = False) -> SimResult:
+def run_ensemble(method: Any, *, theta0: ArrayLike, n_steps: int, n_particles: int, seed: Seed,
+                 observers: Sequence[Observer] = (), divergence_bound: float = 1e6, n_threads: int | None = None,
+                 block_size: int = DEFAULT_BLOCK_SIZE, progress: bool = False) -> SimResult:
     """Run ``n_particles`` independent copies of ``method`` for ``n_steps`` SGD steps (module
     docstring) and return their :class:`sim.results.SimResult`, filled in by the observers."""
     n_steps = _checks.check_int("n_steps", n_steps, minimum=1)

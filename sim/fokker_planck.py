@@ -58,15 +58,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
 from theory import _checks
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 try:  # the Gibbs reference of theory.gibbs (eq. 2) when present
     from theory import gibbs as _gibbs
@@ -147,18 +151,19 @@ class Grid1D(_Grid):
     ``low``/``high`` may be scalars or length-1 arrays, so ``Grid1D(*landscape.bounds(T), n)``
     works."""
 
-    def __init__(self, low, high, n_cells):
+    def __init__(self, low: ArrayLike, high: ArrayLike, n_cells: int):
         super().__init__(low, high, n_cells, 1)
 
 
 class Grid2D(_Grid):
     """2-D cell-centred grid on the box low (2,) – high (2,) with n_cells (2,) (or one int) cells."""
 
-    def __init__(self, low, high, n_cells):
+    def __init__(self, low: ArrayLike, high: ArrayLike, n_cells: int | Sequence[int]):
         super().__init__(low, high, n_cells, 2)
 
 
-def make_grid(landscape, n_cells, *, lr, batch_size, sigma2, n_sigma_loss: float = 40.0):
+def make_grid(landscape: Landscape, n_cells: int | Sequence[int], *, lr: float, batch_size: float, sigma2: float,
+              n_sigma_loss: float = 40.0) -> Grid1D | Grid2D:
     """Grid on ``landscape.bounds(T)`` (T = η σ²/(2S), eq. 2) holding essentially all Gibbs mass."""
     _check_hyper(lr, batch_size)
     _checks.check_positive("sigma2", sigma2)
@@ -193,7 +198,7 @@ class FPSolution:
     def centers(self) -> np.ndarray:
         return self.grid.centers
 
-    def basin_masses(self, landscape) -> np.ndarray:
+    def basin_masses(self, landscape: Landscape) -> np.ndarray:
         """Σ of cell masses per basin, indexed like ``landscape.minima()`` (basin of each cell centre
         by ``landscape.basin_index``; the index is cached per grid and landscape)."""
         idx = _basin_index_cached(landscape, self.grid)
@@ -209,7 +214,7 @@ class FPSolution:
         m = self.mass.sum(axis=other) if other else self.mass
         return m / self.grid.h[axis]
 
-    def l1_error(self, reference_density) -> float:
+    def l1_error(self, reference_density: ArrayLike | Callable[[np.ndarray], ArrayLike] | FPSolution) -> float:
         """∫|P − P_ref| ≈ Σ_cells |P_i − P_ref,i|·vol.  ``reference_density``: density per unit
         volume on the cell centres (array of ``grid.shape``), a callable of the centres, or an
         :class:`FPSolution` on the same grid."""
@@ -222,7 +227,7 @@ class FPSolution:
         ref = ref.reshape(self.grid.shape)
         return float(np.sum(np.abs(self.density - ref)) * self.grid.cell_volume)
 
-    def l1_error_mass(self, reference_mass) -> float:
+    def l1_error_mass(self, reference_mass: ArrayLike) -> float:
         """Σ |m_i − m_ref,i| for reference cell masses (e.g. :func:`gibbs_on_grid`)."""
         ref = np.asarray(reference_mass, dtype=float).reshape(self.grid.shape)
         return float(np.sum(np.abs(self.mass - ref)))
@@ -452,7 +457,9 @@ def _prepare(landscape, grid, lr, batch_size, sigma2, noise_cov, form, check_res
     return cov, loss_vals
 
 
-def generator_matrix(landscape, grid, *, lr, batch_size, sigma2=None, noise_cov=None, form="drift"):
+def generator_matrix(landscape: Landscape, grid: Grid1D | Grid2D, *, lr: float, batch_size: float,
+                     sigma2: float | None = None, noise_cov: ArrayLike | None = None,
+                     form: str = "drift") -> sp.csc_matrix:
     """Sparse generator A (CSC) of the scheme: dm/dt = A m for the cell masses m (columns sum to 0)."""
     cov, loss_vals = _prepare(landscape, grid, lr, batch_size, sigma2, noise_cov, form)
     diag, bands = _assemble(landscape, grid, lr, batch_size, cov, form, loss_vals)
@@ -463,13 +470,13 @@ def generator_matrix(landscape, grid, *, lr, batch_size, sigma2=None, noise_cov=
 # Stationary state
 # ----------------------------------------------------------------------------------------------
 def solve_stationary(
-    landscape,
-    grid,
+    landscape: Landscape,
+    grid: Grid1D | Grid2D,
     *,
-    lr,
-    batch_size,
-    sigma2=None,
-    noise_cov=None,
+    lr: float,
+    batch_size: float,
+    sigma2: float | None = None,
+    noise_cov: ArrayLike | None = None,
     form: str = "drift",
     method: str = "auto",
     check_resolution: bool = True,
@@ -559,7 +566,8 @@ def _edge_peclet_1d(landscape, grid, lr, batch_size, cov, form, loss_vals):
 # ----------------------------------------------------------------------------------------------
 # Gibbs reference
 # ----------------------------------------------------------------------------------------------
-def gibbs_on_grid(landscape, grid, *, lr, batch_size, sigma2) -> np.ndarray:
+def gibbs_on_grid(landscape: Landscape, grid: Grid1D | Grid2D, *, lr: float, batch_size: float,
+                  sigma2: float) -> np.ndarray:
     """Analytic Gibbs cell masses m_i = exp(−L(x_i)/T) / Σ_j exp(−L(x_j)/T), T = ησ²/(2S).
 
     Paper eq. 2 (P ∝ exp(−2L/(nσ²)), n = η/S) sampled at the cell centres (midpoint rule),
@@ -589,15 +597,15 @@ _GAMMA = 2.0 - math.sqrt(2.0)  # TR-BDF2 parameter: both stages then share the m
 
 
 def evolve(
-    landscape,
-    grid,
-    p0,
+    landscape: Landscape,
+    grid: Grid1D | Grid2D,
+    p0: ArrayLike | Callable[[np.ndarray], ArrayLike],
     *,
-    lr,
-    batch_size,
-    sigma2=None,
-    noise_cov=None,
-    times,
+    lr: float,
+    batch_size: float,
+    sigma2: float | None = None,
+    noise_cov: ArrayLike | None = None,
+    times: ArrayLike,
     form: str = "drift",
     dt: float | None = None,
     method: str = "backward_euler",

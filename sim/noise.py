@@ -16,12 +16,17 @@ Each model provides ``scale`` (a factor folded into the step's noise coefficient
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Callable
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
 from theory._numba import jit, specialise
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 __all__ = ["NoiseModel", "Isotropic", "ConstantCovariance", "StateDependent", "cholesky_psd"]
 
@@ -72,7 +77,7 @@ class NoiseModel:
     scale = 1.0
     args: tuple = ()
 
-    def kernel(self, landscape):
+    def kernel(self, landscape: Landscape) -> Callable[..., Any]:
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -93,10 +98,10 @@ class Isotropic(NoiseModel):
         self.sigma2 = float(sigma2)
         self.scale = math.sqrt(self.sigma2)
 
-    def kernel(self, landscape):
+    def kernel(self, landscape: Landscape) -> Callable[..., Any]:
         return jit(_isotropic, "Isotropic noise")
 
-    def describe(self):
+    def describe(self) -> dict:
         return {"sigma2": self.sigma2}
 
 
@@ -107,19 +112,19 @@ def _constant(theta, cparams, args, z):
 class ConstantCovariance(NoiseModel):
     """A constant symmetric positive semi-definite C (``noise_cov``, shape (d, d))."""
 
-    def __init__(self, noise_cov):
+    def __init__(self, noise_cov: ArrayLike):
         c = _checks.check_positive_semidefinite("noise_cov", noise_cov)
         self.cov = 0.5 * (c + c.T)
         lo = np.zeros_like(self.cov)
         cholesky_psd(np.ascontiguousarray(self.cov), lo)
         self.args = (lo,)
 
-    def kernel(self, landscape):
+    def kernel(self, landscape: Landscape) -> Callable[..., Any]:
         if self.cov.shape != (landscape.dim, landscape.dim):
             raise ValueError(f"noise_cov must have shape ({landscape.dim}, {landscape.dim}), got {self.cov.shape}")
         return jit(_constant, "ConstantCovariance noise")
 
-    def describe(self):
+    def describe(self) -> dict:
         return {"noise_cov": self.cov.tolist()}
 
 
@@ -135,12 +140,12 @@ def _state_dependent(theta, cparams, args, z):
 class StateDependent(NoiseModel):
     """C(θ) = (1/N) Σ (g_j − ḡ)(g_j − ḡ)ᵀ of a finite-sum landscape, recomputed at every step."""
 
-    def kernel(self, landscape):
+    def kernel(self, landscape: Landscape) -> Callable[..., Any]:
         cov = getattr(landscape.compiled, "noise_cov", None)
         if cov is None:
             raise ValueError(f"noise StateDependent needs a finite-sum landscape (per-sample gradients); "
                              f"{type(landscape).__name__} has none")
         return specialise(_state_dependent, inline=True, NOISE_COV=cov)
 
-    def describe(self):
+    def describe(self) -> dict:
         return {"state_dependent": True}

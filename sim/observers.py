@@ -22,11 +22,18 @@ A new observer is one class with these methods and a module-level hook function.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
 from theory._numba import jit, specialise
+
+if TYPE_CHECKING:
+    from sim.engine import RunInfo
+    from sim.results import SimResult
 
 __all__ = ["Observer", "Record", "Histogram", "Basins", "FirstPassage", "PathMaximum", "chain_hooks"]
 
@@ -43,7 +50,7 @@ def _pair_hook(data, i, step, time, theta):
     REST(data[1], i, step, time, theta)  # noqa: F821
 
 
-def chain_hooks(hooks):
+def chain_hooks(hooks: Sequence[Callable[..., Any]]) -> tuple[Callable[..., Any], int]:
     """One compiled hook calling ``hooks`` in order on nested data (d0, (d1, (..., ()))).
 
     Without hooks it is an inlined no-op.  With hooks it is a separate compiled function that the
@@ -64,22 +71,22 @@ class Observer:
     name = "observer"
     hook = None
 
-    def prepare(self, run) -> None:
+    def prepare(self, run: RunInfo) -> None:
         self.run = run
 
     def block_data(self, b: int, rows: slice) -> tuple:
         raise NotImplementedError
 
-    def block_done(self, b: int, rows: slice, data, diverged_step, final) -> None:
+    def block_done(self, b: int, rows: slice, data: tuple, diverged_step: np.ndarray, final: np.ndarray) -> None:
         pass
 
-    def finish(self, result) -> None:
+    def finish(self, result: SimResult) -> None:
         raise NotImplementedError
 
     def describe(self) -> dict:
         return {}
 
-    def memory(self, run, n_threads: int) -> list[tuple]:
+    def memory(self, run: RunInfo, n_threads: int) -> list[tuple]:
         """What the observer will allocate for ``run`` (:class:`sim.engine.RunInfo`) with
         ``n_threads`` blocks in flight, as (parameter, its value, bytes, what, advice) tuples: the
         engine refuses a run that cannot fit before anything is allocated."""
@@ -120,27 +127,27 @@ class Record(_Periodic):
 
     name = "record"
 
-    def prepare(self, run):
+    def prepare(self, run: RunInfo) -> None:
         super().prepare(run)
         self.trajectory = np.full((self.steps.size, run.n_particles, run.dim), np.nan)
 
-    def block_data(self, b, rows):
+    def block_data(self, b: int, rows: slice) -> tuple:
         return (self.trajectory[:, rows, :], self.every)
 
-    def finish(self, result):
+    def finish(self, result: SimResult) -> None:
         traj = self.trajectory
         for i in np.nonzero(result.diverged)[0]:
             traj[self.steps > result.diverged_step[i], i] = result.final[i]
         result.trajectory = traj
         result.record_steps = self.steps
 
-    def memory(self, run, n_threads):
+    def memory(self, run: RunInfo, n_threads: int) -> list[tuple]:
         n_times = run.n_steps // self.every + 1
         return [("Record every", self.every, 8.0 * n_times * run.n_particles * run.dim,
                  f"the recorded trajectory ({n_times} records x n_particles x dim float64)",
                  "record less often (a larger every) or use Histogram / Basins, which store no paths")]
 
-    def describe(self):
+    def describe(self) -> dict:
         return {"every": self.every, "n_times": int(self.steps.size)}
 
 
@@ -206,7 +213,8 @@ class Histogram(Observer):
 
     name = "histogram"
 
-    def __init__(self, edges, burn_in: int = 0, every: int = 1, dims=None):
+    def __init__(self, edges: ArrayLike | Sequence[ArrayLike], burn_in: int = 0, every: int = 1,
+                 dims: Sequence[int] | None = None):
         if isinstance(edges, (list, tuple)) and len(edges) == 2 and np.ndim(edges[0]) == 1:
             self.edges = [_check_edges("Histogram edges[0]", edges[0]), _check_edges("Histogram edges[1]", edges[1])]
         else:
@@ -218,7 +226,7 @@ class Histogram(Observer):
         self.every = _every("Histogram every", every)
         self.hook = jit(_histogram_hook, "Histogram hook")
 
-    def prepare(self, run):
+    def prepare(self, run: RunInfo) -> None:
         super().prepare(run)
         for k in self.dims:
             if not 0 <= k < run.dim:
@@ -240,10 +248,10 @@ class Histogram(Observer):
         self._static = (self.edges[0], e1, uniform[0][0], uniform[1][0], uniform[0][1], uniform[1][1], self.dims[0],
                         self.dims[-1], len(self.edges) == 2, self.burn_in, self.every)
 
-    def block_data(self, b, rows):
+    def block_data(self, b: int, rows: slice) -> tuple:
         return (self.counts[b], self.outside[b], self.moments[b]) + self._static
 
-    def finish(self, result):
+    def finish(self, result: SimResult) -> None:
         counts = self.counts.sum(axis=0)
         result.histogram = counts[:, 0] if len(self.edges) == 1 else counts
         result.histogram_edges = self.edges
@@ -259,14 +267,14 @@ class Histogram(Observer):
             result.time_mean = mean
             result.time_cov = moments[d:].reshape(d, d) / n - np.outer(mean, mean)
 
-    def memory(self, run, n_threads):
+    def memory(self, run: RunInfo, n_threads: int) -> list[tuple]:
         bins = float(np.prod([e.size - 1 for e in self.edges]))
         return [("Histogram edges", f"{' x '.join(str(e.size) for e in self.edges)} edges",
                  8.0 * run.n_blocks * (bins + run.dim * (run.dim + 1) + 1),
                  "the histogram's counts (one histogram per block of particles)",
                  "use fewer bins, or a larger block_size (fewer blocks)")]
 
-    def describe(self):
+    def describe(self) -> dict:
         return dict(edges=[e.tolist() for e in self.edges], burn_in=self.burn_in, every=self.every,
                     dims=list(self.dims), n_times=self.n_times)
 
@@ -282,16 +290,16 @@ class Basins(_Periodic):
 
     name = "basins"
 
-    def prepare(self, run):
+    def prepare(self, run: RunInfo) -> None:
         super().prepare(run)
         self.n_minima = len(run.landscape.minima())
         self.counts = np.zeros((run.n_blocks, self.steps.size, self.n_minima), dtype=np.int64)
 
-    def block_data(self, b, rows):
+    def block_data(self, b: int, rows: slice) -> tuple:
         n = rows.stop - rows.start
         return (np.full((self.steps.size, n, self.run.dim), np.nan), self.every)
 
-    def block_done(self, b, rows, data, diverged_step, final):
+    def block_done(self, b: int, rows: slice, data: tuple, diverged_step: np.ndarray, final: np.ndarray) -> None:
         states = data[0]
         live = ~np.isnan(states[..., 0])  # a diverged particle is not observed after it diverged
         if not live.any():
@@ -300,7 +308,7 @@ class Basins(_Periodic):
         time_index = np.broadcast_to(np.arange(self.steps.size)[:, None], live.shape)[live]
         np.add.at(self.counts[b], (time_index, labels), 1)
 
-    def finish(self, result):
+    def finish(self, result: SimResult) -> None:
         counts = self.counts.sum(axis=0)
         alive = counts.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -308,7 +316,7 @@ class Basins(_Periodic):
         result.basin_counts = counts
         result.basin_steps = self.steps
 
-    def memory(self, run, n_threads):
+    def memory(self, run: RunInfo, n_threads: int) -> list[tuple]:
         n_times = run.n_steps // self.every + 1
         n_minima = len(run.landscape.minima())
         return [("Basins every", self.every,
@@ -316,7 +324,7 @@ class Basins(_Periodic):
                  f"the basin counts and the states of the blocks in flight ({n_times} records each)",
                  "classify less often (a larger every)")]
 
-    def describe(self):
+    def describe(self) -> dict:
         return {"every": self.every}
 
 
@@ -341,13 +349,13 @@ class FirstPassage(Observer):
 
     name = "first_passage"
 
-    def __init__(self, target, radius: float):
+    def __init__(self, target: int | ArrayLike, radius: float):
         _checks.check_positive("FirstPassage radius", radius)
         self.radius = float(radius)
         self.target_spec = target
         self.hook = jit(_first_passage_hook, "FirstPassage hook")
 
-    def prepare(self, run):
+    def prepare(self, run: RunInfo) -> None:
         super().prepare(run)
         target = self.target_spec
         if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
@@ -362,17 +370,17 @@ class FirstPassage(Observer):
         self.target = target
         self.times = np.full(run.n_particles, np.inf)
 
-    def block_data(self, b, rows):
+    def block_data(self, b: int, rows: slice) -> tuple:
         return (self.times[rows], self.target, self.radius ** 2)
 
-    def finish(self, result):
+    def finish(self, result: SimResult) -> None:
         result.first_passage_steps = self.times
 
-    def memory(self, run, n_threads):
+    def memory(self, run: RunInfo, n_threads: int) -> list[tuple]:
         return [("n_particles", run.n_particles, 8.0 * run.n_particles, "the first-passage times",
                  "use fewer particles per run")]
 
-    def describe(self):
+    def describe(self) -> dict:
         return dict(target=self.target.tolist(), radius=self.radius)
 
 

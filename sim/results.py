@@ -14,11 +14,14 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from theory._io import atomic_write
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 __all__ = ["SimResult", "CorruptResultError"]
 
@@ -149,7 +152,7 @@ class SimResult:
         """Ensemble covariance (ddof = 1) of the final states over non-diverged particles, (d, d)."""
         return np.atleast_2d(np.cov(self._survivors(2, "cov"), rowvar=False, ddof=1))
 
-    def basin_probabilities(self, landscape=None, *, at: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    def basin_probabilities(self, landscape: Landscape | None = None, *, at: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """(P, SE): the fraction of non-diverged particles in the basin of each minimum
         (``landscape.minima()`` order; P[0] is P(A) for minimum A first) and its binomial standard
         error √(P(1 − P)/m) over the m independent surviving particles.

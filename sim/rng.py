@@ -35,7 +35,7 @@ def _seed_sequence(seed) -> np.random.SeedSequence:
     return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 
 
-def block_states(seed, n_blocks: int) -> list[np.ndarray]:
+def block_states(seed: np.random.SeedSequence | int, n_blocks: int) -> list[np.ndarray]:
     """Initial SFC64 states (uint64 (4,)) of the ``n_blocks`` particle blocks of a run with
     ``seed``: those of ``np.random.SFC64(child)`` for the children of
     ``SeedSequence(seed).spawn(n_blocks)``.  Block b holds particles
@@ -46,7 +46,7 @@ def block_states(seed, n_blocks: int) -> list[np.ndarray]:
             for child in _seed_sequence(seed).spawn(n_blocks)]
 
 
-def block_generators(seed, n_blocks: int) -> list[np.random.Generator]:
+def block_generators(seed: np.random.SeedSequence | int, n_blocks: int) -> list[np.random.Generator]:
     """NumPy Generators with the same raw streams as :func:`block_states` (their
     ``standard_normal`` equals sim's normals to ~1e-15 relative: same ziggurat, tables
     recomputed)."""

@@ -25,8 +25,10 @@ particle-minor).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from sim.engine import DEFAULT_BLOCK_SIZE, per_step_values, run_ensemble
 from sim.noise import Isotropic, NoiseModel, StateDependent
@@ -34,6 +36,11 @@ from sim.results import SimResult
 from sim.rng import normal
 from theory import _checks
 from theory._numba import specialise
+from theory._types import PerStep, Seed
+
+if TYPE_CHECKING:
+    from sim.observers import Observer
+    from theory.landscapes.base import Landscape
 
 __all__ = ["simulate_sde", "EulerMaruyama"]
 
@@ -77,8 +84,8 @@ class EulerMaruyama:
     name = "euler_maruyama"
     lanes = None  # the whole block advances step by step
 
-    def __init__(self, landscape, *, lr, batch_size, noise: NoiseModel, n_steps: int, dt: float = 1.0,
-                 momentum: float = 0.0):
+    def __init__(self, landscape: Landscape, *, lr: PerStep, batch_size: PerStep, noise: NoiseModel, n_steps: int,
+                 dt: float = 1.0, momentum: float = 0.0):
         if not isinstance(noise, NoiseModel):
             raise TypeError(f"noise must be a noise model (Isotropic, ConstantCovariance, StateDependent), got {noise!r}")
         self.landscape = landscape
@@ -105,13 +112,13 @@ class EulerMaruyama:
         self.start = specialise(_em_start, inline=True)
         self.coefficients = specialise(_em_coefficients, inline=True)
 
-    def workspace(self):
+    def workspace(self) -> tuple:
         return ()
 
-    def start_block(self, workspace):
+    def start_block(self, workspace: Any) -> None:
         pass
 
-    def check_start(self, theta0):
+    def check_start(self, theta0: np.ndarray) -> None:
         _check_loss_at(self.landscape, theta0)
         cov = getattr(self.landscape.compiled, "noise_cov", None)
         if cov is not None and isinstance(self.noise, StateDependent):
@@ -120,7 +127,7 @@ class EulerMaruyama:
             if not np.all(np.isfinite(c)):
                 raise ValueError(f"noise_cov of landscape {self.landscape!r} is not finite at theta0")
 
-    def describe(self):
+    def describe(self) -> dict:
         scalar = lambda spec, vals: float(vals[0]) if np.ndim(spec) == 0 and not callable(spec) else None  # noqa: E731
         return dict(method=self.name, landscape=repr(self.landscape), lr=scalar(self._lr_spec, self.lr),
                     batch_size=scalar(self._bs_spec, self.batch_size),
@@ -147,21 +154,21 @@ def _check_loss_at(landscape, theta0: np.ndarray):
 
 
 def simulate_sde(
-    landscape,
+    landscape: Landscape,
     *,
-    lr,
-    batch_size,
-    n_steps,
-    n_particles,
-    theta0,
-    seed,
-    sigma2=None,
+    lr: PerStep,
+    batch_size: PerStep,
+    n_steps: int,
+    n_particles: int,
+    theta0: ArrayLike,
+    seed: Seed,
+    sigma2: float | None = None,
     noise: NoiseModel | None = None,
     dt: float = 1.0,
     momentum: float = 0.0,
-    observers=(),
+    observers: Sequence[Observer] = (),
     divergence_bound: float = 1e6,
-    n_threads=None,
+    n_threads: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: bool = False,
 ) -> SimResult:

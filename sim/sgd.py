@@ -38,14 +38,22 @@ Parallelism, seeds, divergence and observers are the engine's (:mod:`sim.engine`
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Sequence
+
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 from sim.engine import DEFAULT_BLOCK_SIZE, per_step_values, run_ensemble
 from sim.results import SimResult
 from sim.rng import bounded
 from theory import _checks
 from theory._numba import specialise
+from theory._types import PerStep, Seed
+
+if TYPE_CHECKING:
+    from sim.observers import Observer
+    from theory.landscapes.base import Landscape
 
 __all__ = ["simulate_sgd", "MinibatchSGD", "FiniteSumMethod", "draw_without_replacement", "add_batch_gradient",
            "RESHUFFLE"]
@@ -168,17 +176,17 @@ class FiniteSumMethod:
         self.add_batch = add_batch_gradient(comp.add_sample_gradient, self.replacement)
         return comp
 
-    def workspace(self):
+    def workspace(self) -> np.ndarray:
         """Per-thread Fisher–Yates table: N sample indices (one entry when sampling with replacement)."""
         return np.empty(1 if self.replacement else self.n_samples, dtype=self._index_dtype)
 
-    def start_block(self, workspace):
+    def start_block(self, workspace: Any) -> None:
         """Every block starts from the identity permutation: what a block draws never depends on
         the blocks its thread ran before."""
         if not self.replacement:
             np.copyto(workspace, self._identity)
 
-    def check_start(self, theta0):
+    def check_start(self, theta0: np.ndarray) -> None:
         from sim.sde import _check_loss_at
 
         _check_loss_at(self.landscape, theta0)
@@ -218,20 +226,20 @@ class MinibatchSGD(FiniteSumMethod):
 
 
 def simulate_sgd(
-    landscape,
+    landscape: Landscape,
     *,
-    lr,
-    batch_size,
-    n_steps,
-    n_particles,
-    theta0,
-    seed,
+    lr: PerStep,
+    batch_size: PerStep,
+    n_steps: int,
+    n_particles: int,
+    theta0: ArrayLike,
+    seed: Seed,
     replacement: bool = False,
     reshuffle: str = "epoch",
     momentum: float = 0.0,
-    observers=(),
+    observers: Sequence[Observer] = (),
     divergence_bound: float = 1e6,
-    n_threads=None,
+    n_threads: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: bool = False,
 ) -> SimResult:

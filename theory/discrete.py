@@ -21,11 +21,18 @@ diverging at lr lambda -> 2: the "breaking point" of Sec. 4.4 / App. E in closed
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 
 from theory import _checks
+from theory._types import FloatArray, FloatOrArray
 from theory.gibbs import _out
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 __all__ = [
     "least_squares_stationary_covariance",
@@ -46,7 +53,8 @@ def _check_scalar(name, value):
     return float(value)
 
 
-def stationary_covariance(hessian, noise_cov, *, lr, batch_size, discrete: bool = True):
+def stationary_covariance(hessian: ArrayLike, noise_cov: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                          discrete: bool = True) -> FloatArray:
     """Stationary covariance of theta for SGD on L = 1/2 theta^T H theta with gradient-noise covariance C/S.
 
     discrete=True: Sigma = A Sigma A^T + (lr^2/S) C,  A = I - lr H
@@ -81,7 +89,8 @@ def stationary_covariance(hessian, noise_cov, *, lr, batch_size, discrete: bool 
     return 0.5 * (sigma + sigma.T)
 
 
-def stationary_variance(lam, *, lr, batch_size, sigma2, discrete: bool = True):
+def stationary_variance(lam: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike,
+                        discrete: bool = True) -> FloatOrArray:
     """Stationary variance along a Hessian eigen-direction lambda with isotropic noise sigma2.
 
     discrete=True:  Var = n sigma2 / (lambda (2 - lr lambda))   (1-D discrete Lyapunov, exact;
@@ -108,7 +117,7 @@ def stationary_variance(lam, *, lr, batch_size, sigma2, discrete: bool = True):
     return _out(n * s2 / (2.0 * lam_a))
 
 
-def stability_limit(hessian_or_lam):
+def stability_limit(hessian_or_lam: ArrayLike) -> FloatOrArray:
     """Largest stable learning rate of GD/SGD on a quadratic: lr_max = 2 / lambda_max.
 
     Where the continuous approximation of eq. 1 (App. B, Sec. 4.4) breaks completely:
@@ -132,7 +141,7 @@ def stability_limit(hessian_or_lam):
     return _out(2.0 / arr)
 
 
-def breaking_beta(lr, lam_max):
+def breaking_beta(lr: ArrayLike, lam_max: ArrayLike) -> FloatOrArray:
     """The rescaling factor beta at which (beta lr, beta S) hits the stability limit:
 
         beta lr lam_max = 2   =>   beta* = 2 / (lr lam_max).
@@ -145,7 +154,7 @@ def breaking_beta(lr, lam_max):
     return _out(2.0 / (np.asarray(lr, dtype=float) * np.asarray(lam_max, dtype=float)))
 
 
-def finite_data_noise_factor(batch_size, n_samples):
+def finite_data_noise_factor(batch_size: ArrayLike, n_samples: ArrayLike) -> FloatOrArray:
     """Variance factor of a minibatch mean drawn without replacement from N samples:
 
         Var[mean of batch] = sigma2 * (1/S - 1/N) * N / (N - 1) = sigma2 * (N - S) / (S (N - 1)),
@@ -161,7 +170,7 @@ def finite_data_noise_factor(batch_size, n_samples):
     return _out((1.0 / s - 1.0 / n_samples) * n_samples / (n_samples - 1.0))
 
 
-def momentum_transition(hessian, *, lr, momentum):
+def momentum_transition(hessian: ArrayLike, *, lr: ArrayLike, momentum: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Transition matrix M of heavy-ball SGD in the state z = (theta, v), z_{k+1} = M z_k + G xi_k:
 
         v_{k+1} = momentum v_k - lr (H theta_k + xi_k),   theta_{k+1} = theta_k + v_{k+1}
@@ -178,7 +187,8 @@ def momentum_transition(hessian, *, lr, momentum):
     return m, g
 
 
-def stationary_covariance_momentum(hessian, noise_cov, *, lr, batch_size, momentum, return_full: bool = False):
+def stationary_covariance_momentum(hessian: ArrayLike, noise_cov: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                                   momentum: ArrayLike, return_full: bool = False) -> FloatArray:
     """Stationary covariance of heavy-ball SGD on L = 1/2 theta^T H theta, noise covariance C/S.
 
     Augmented linear system z = (theta, v) (see :func:`momentum_transition`):
@@ -214,7 +224,8 @@ def stationary_covariance_momentum(hessian, noise_cov, *, lr, batch_size, moment
     return sigma if return_full else sigma[:d, :d]
 
 
-def stationary_variance_momentum(lam, *, lr, batch_size, sigma2, momentum, discrete: bool = True):
+def stationary_variance_momentum(lam: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike,
+                                 momentum: ArrayLike, discrete: bool = True) -> FloatOrArray:
     """Stationary variance of theta for heavy-ball SGD in 1-D (curvature lam, noise sigma2/S).
 
     theta obeys the AR(2) recursion theta_{k+1} = (1 + mu - a) theta_k - mu theta_{k-1} - lr xi_k,
@@ -244,7 +255,8 @@ def stationary_variance_momentum(lam, *, lr, batch_size, sigma2, momentum, discr
     return _out(n * s2 / (2.0 * lam_a * (1.0 - mu)))
 
 
-def least_squares_stationary_covariance(landscape, *, lr, batch_size):
+def least_squares_stationary_covariance(landscape: Landscape, *, lr: ArrayLike,
+                                        batch_size: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Exact stationary covariance of SGD with minibatches drawn with replacement on linear least
     squares l_i = (x_i^T theta - y_i)^2 / 2 (``theory.landscapes.LeastSquares``, no L2 term):
 

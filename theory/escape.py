@@ -18,17 +18,22 @@ temperature T = ησ²/(2S) (paper eq. 2); divide by η for SGD steps.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import integrate, optimize
 
 from theory import _checks
 from theory.minima import derivatives_1d, laplace_correction_1d
 
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
+
 __all__ = ["exact_mfpt_1d", "kramers_mfpt_1d", "find_saddle_2d", "eyring_kramers_relaxation"]
 
 
-def exact_mfpt_1d(landscape, x_start: float, x_target: float, temperature: float, low: float,
+def exact_mfpt_1d(landscape: Landscape, x_start: float, x_target: float, temperature: float, low: float,
                   n_nodes: int = 200001) -> float:
     """Exact MFPT of dθ = −L'dt_η + √(2T)dW from ``x_start`` to ``x_target`` > x_start (reflecting
     at ``low``), in units of t_η:
@@ -48,7 +53,7 @@ def exact_mfpt_1d(landscape, x_start: float, x_target: float, temperature: float
     return float(np.trapezoid(outer, z[mask]) / temperature)
 
 
-def kramers_mfpt_1d(landscape, i_from: int, saddle: float, temperature: float, prefactor: bool = True,
+def kramers_mfpt_1d(landscape: Landscape, i_from: int, saddle: float, temperature: float, prefactor: bool = True,
                     first_order: bool = False) -> float:
     """Kramers escape time 1/k from minimum ``i_from`` over the barrier at ``saddle`` (units of t_η):
 
@@ -74,7 +79,7 @@ def kramers_mfpt_1d(landscape, i_from: int, saddle: float, temperature: float, p
     return tau
 
 
-def find_saddle_2d(landscape) -> np.ndarray:
+def find_saddle_2d(landscape: Landscape) -> np.ndarray:
     """Index-1 saddle between the first two minima: minimise |∇L|² from points on the segment
     joining them; the point kept has Hessian eigenvalues of opposite signs."""
     mins = landscape.minima()
@@ -92,7 +97,7 @@ def find_saddle_2d(landscape) -> np.ndarray:
     return best[0]
 
 
-def eyring_kramers_relaxation(landscape, temperature: float, saddle) -> float:
+def eyring_kramers_relaxation(landscape: Landscape, temperature: float, saddle: ArrayLike) -> float:
     """1/(k_AB + k_BA) in t_η units, k_XY = |λ_s|/(2π) √(det H_X/|det H_s|) e^{−(L_s − L_X)/T}."""
     _checks.check_positive("temperature", temperature)
     hs = landscape.hessian(np.asarray(saddle)[None, :])[0]

@@ -21,9 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
 from theory import _checks
+from theory._types import FloatArray, FloatOrArray
 
 __all__ = [
     "temperature",
@@ -53,7 +55,7 @@ def _temperature_array(lr, batch_size, sigma2) -> np.ndarray:
     )
 
 
-def temperature(lr, batch_size, sigma2):
+def temperature(lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike) -> FloatOrArray:
     """Gibbs temperature T = lr * sigma2 / (2 * batch_size) = n * sigma2 / 2.
 
     This is the drift/diffusion ratio of the rescaled Fokker-Planck equation
@@ -64,13 +66,13 @@ def temperature(lr, batch_size, sigma2):
     return _out(_temperature_array(lr, batch_size, sigma2))
 
 
-def noise(lr, batch_size):
+def noise(lr: ArrayLike, batch_size: ArrayLike) -> FloatOrArray:
     """Noise level n = lr / batch_size (paper eq. 2, Theorem 1: n = eta / S)."""
     _validate(lr, batch_size)
     return _out(np.asarray(lr, dtype=float) / np.asarray(batch_size, dtype=float))
 
 
-def log_density(loss, lr, batch_size, sigma2):
+def log_density(loss: ArrayLike, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike) -> FloatOrArray:
     """Unnormalised log Gibbs density: log P(theta) - log P0 = -2 L / (n sigma2) = -L/T.
 
     Paper eq. 2 (Theorem 1) with n = lr/batch_size.  ``loss`` may be any array
@@ -101,7 +103,8 @@ def _log_weights(loss_values, cell_volume, lr, batch_size, sigma2):
     return -(loss - l_min) / temp, log_vol, -l_min / float(temp)
 
 
-def log_partition(loss_values, cell_volume, lr, batch_size, sigma2):
+def log_partition(loss_values: ArrayLike, cell_volume: ArrayLike, lr: ArrayLike, batch_size: ArrayLike,
+                  sigma2: ArrayLike) -> float:
     """log Z with Z = sum_i exp(-L_i / T) * w_i  (quadrature of paper eq. 23).
 
     ``loss_values``: loss on the quadrature nodes (any shape); ``cell_volume``:
@@ -114,7 +117,8 @@ def log_partition(loss_values, cell_volume, lr, batch_size, sigma2):
     return offset + float(logsumexp(log_p + log_vol))
 
 
-def normalized_density(loss_values, cell_volume, lr, batch_size, sigma2):
+def normalized_density(loss_values: ArrayLike, cell_volume: ArrayLike, lr: ArrayLike, batch_size: ArrayLike,
+                       sigma2: ArrayLike) -> FloatArray:
     """Gibbs density P_i = exp(-L_i/T) / Z on quadrature nodes (paper eq. 2 with P0 = 1/Z).
 
     Z = sum_i exp(-L_i/T) w_i as in :func:`log_partition`, so that

@@ -21,13 +21,18 @@ with theta (..., dim) -> (...), ``minima()``, ``basin_index(theta)`` -> int (...
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
 from theory import _checks
+from theory._types import FloatArray, FloatOrArray
 from theory.gibbs import _out, _temperature_array, _validate
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 __all__ = [
     "spd_logdet",
@@ -43,7 +48,7 @@ __all__ = [
 ]
 
 
-def spd_logdet(hessian, name: str = "hessian"):
+def spd_logdet(hessian: ArrayLike, name: str = "hessian") -> FloatOrArray:
     """log det H of a symmetric positive-definite matrix (or a stack (..., d, d)) via Cholesky.
 
     Raises ValueError naming ``name`` if H is not square, not symmetric or not
@@ -68,16 +73,16 @@ def spd_logdet(hessian, name: str = "hessian"):
 
 
 def log_weight(
-    loss_min,
-    hessian=None,
-    logdet=None,
+    loss_min: ArrayLike,
+    hessian: ArrayLike = None,
+    logdet: ArrayLike = None,
     *,
-    lr,
-    batch_size,
-    sigma2,
+    lr: ArrayLike,
+    batch_size: ArrayLike,
+    sigma2: ArrayLike,
     include_gaussian_factor: bool = False,
     dim: int | None = None,
-):
+) -> FloatOrArray:
     """Log Laplace weight of a minimum (paper Theorem 2, eq. 3, in logs):
 
         log p~_A = -1/2 log det H_A - 2 L_A / (n sigma2),   n = lr / batch_size.
@@ -131,7 +136,7 @@ def _minimum_parts(m: Any, name: str):
     return float(loss), float(ld), int(np.asarray(hess).shape[-1])
 
 
-def log_ratio(A, B, *, lr, batch_size, sigma2):
+def log_ratio(A: Minimum, B: Minimum, *, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike) -> FloatOrArray:
     """log(p_A / p_B) for two minima (paper Sec. 3.2, ratio below eq. 3):
 
         log(p_A/p_B) = 1/2 (log det H_B - log det H_A) - 2 (L_A - L_B) / (n sigma2).
@@ -148,7 +153,7 @@ def log_ratio(A, B, *, lr, batch_size, sigma2):
     return _out(0.5 * (ldb - lda) - (la - lb) / temp)
 
 
-def probabilities(minima: Sequence[Any], *, lr, batch_size, sigma2):
+def probabilities(minima: Sequence[Any], *, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike) -> FloatArray:
     """Normalised Laplace probabilities p_A = p~_A / sum_B p~_B (paper eq. 3).
 
     Normalised with log-sum-exp (no underflow).  Returns shape (len(minima),)
@@ -168,7 +173,8 @@ def probabilities(minima: Sequence[Any], *, lr, batch_size, sigma2):
     return np.exp(logw - logsumexp(logw, axis=0, keepdims=True))
 
 
-def threshold_noise(loss_a, loss_b, logdet_a, logdet_b, sigma2):
+def threshold_noise(loss_a: ArrayLike, loss_b: ArrayLike, logdet_a: ArrayLike, logdet_b: ArrayLike,
+                    sigma2: ArrayLike) -> FloatOrArray:
     """Noise n* such that minimum A is strictly more probable than B  iff  n > n*.
 
     From the log-ratio (Sec. 3.2)
@@ -235,7 +241,7 @@ def simpson_weights(n: int, h: float) -> np.ndarray:
     return w * (h / 3.0)
 
 
-def derivatives_1d(landscape, x0: float, h: float = 1e-3) -> tuple[float, float, float]:
+def derivatives_1d(landscape: Landscape, x0: float, h: float = 1e-3) -> tuple[float, float, float]:
     """L2, L3, L4 = the 2nd, 3rd and 4th derivatives of a 1-D landscape at x0: its Hessian and
     fourth-order central differences of it (step h: errors O(h^4) and O(h^2), rounding ~ eps/h^2)."""
     def second(x):
@@ -254,7 +260,7 @@ def laplace_correction_1d(l2: float, l3: float, l4: float) -> float:
     return 5 * l3 ** 2 / (24 * l2 ** 3) - l4 / (8 * l2 ** 2)
 
 
-def laplace_first_order_1d(landscape, temperature):
+def laplace_first_order_1d(landscape: Landscape, temperature: float) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Laplace basin weights of eq. 3 and their first finite-temperature correction (1-D).
 
     The basin integral of exp(-L/T) is sqrt(2 pi T / L2) e^{-L_0/T} [1 + c T + O(T^2)]
@@ -269,7 +275,8 @@ def laplace_first_order_1d(landscape, temperature):
     return p0, w1 / w1.sum(), cs
 
 
-def basin_probabilities(landscape, *, lr, batch_size, sigma2, n_grid: int | None = None):
+def basin_probabilities(landscape: Landscape, *, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike,
+                        n_grid: int | None = None) -> FloatArray:
     """Exact Gibbs mass of each basin of attraction, by direct quadrature (1-D and 2-D).
 
         p_A = int_{basin A} exp(-L/T) dtheta / int exp(-L/T) dtheta,   T = lr sigma2 / (2 S)

@@ -78,16 +78,22 @@ Accuracy needs lr * |L''| << 1; the error of the second-order law grows like (lr
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
 from scipy.integrate import cumulative_simpson
 from scipy.special import logsumexp
 
 from theory import _checks
+from theory._types import FloatArray, FloatOrArray
 from theory.gibbs import _out, _temperature_array, _validate
 from theory.minima import simpson_weights, spd_logdet
 from theory.minima import threshold_noise as _threshold_noise_from_logdets
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape, Minimum
 
 __all__ = [
     "VARIANTS",
@@ -175,7 +181,7 @@ def _check_diffusion(lr: float, min_curvature: float, where: str):
         )
 
 
-def check_lr(landscape, *, lr, curvatures=None):
+def check_lr(landscape: Landscape, *, lr: float, curvatures: ArrayLike | None = None) -> float:
     """Raise ValueError naming ``lr`` unless the second-order expansion is defined at this lr:
 
         lr * lam_max(H_A) < 2 at every minimum A   (the chain is stationary in every well; radius of
@@ -195,7 +201,8 @@ def check_lr(landscape, *, lr, curvatures=None):
 
 
 # ---------------------------------------------------------------------------------- the equation
-def modified_drift(landscape, theta, *, lr, batch_size, sigma2, order: int = 2, variant: str = "full"):
+def modified_drift(landscape: Landscape, theta: ArrayLike, *, lr: float, batch_size: float, sigma2: float,
+                   order: int = 2, variant: str = "full") -> FloatOrArray:
     """Drift per SGD step of the modified equation at theta (shape of ``landscape.gradient(theta)``):
 
         order 1:                    b = -lr grad L                                    (paper eq. 1)
@@ -221,7 +228,8 @@ def modified_drift(landscape, theta, *, lr, batch_size, sigma2, order: int = 2, 
     return b.reshape(batch + (landscape.dim,))
 
 
-def modified_diffusion(landscape, theta, *, lr, batch_size, sigma2, order: int = 2, variant: str = "full"):
+def modified_diffusion(landscape: Landscape, theta: ArrayLike, *, lr: float, batch_size: float, sigma2: float,
+                       order: int = 2, variant: str = "full") -> FloatOrArray:
     """Diffusion matrix per SGD step, D = E[d theta d theta^T] / dt, of the modified equation:
 
         order 1 or variant "li_tai_e":  D = 2 lr T I = (lr^2 sigma2 / S) I            (paper eq. 1)
@@ -248,8 +256,8 @@ def modified_diffusion(landscape, theta, *, lr, batch_size, sigma2, order: int =
 
 
 # ---------------------------------------------------------------------------------- stationary law
-def stationary_log_density(landscape, theta, *, lr, batch_size, sigma2, order: int = 2,
-                           variant: str = "full", method: str = "sde"):
+def stationary_log_density(landscape: Landscape, theta: ArrayLike, *, lr: float, batch_size: float, sigma2: float,
+                           order: int = 2, variant: str = "full", method: str = "sde") -> FloatOrArray:
     """Unnormalised log stationary density of the modified equation, shifted so that its maximum is 0.
 
         order 1:                      -L / T                                   (Gibbs, paper eq. 2)
@@ -296,7 +304,8 @@ def _sde_log_density_1d(landscape, flat, loss, g, lr, temp) -> np.ndarray:
     return -loss / temp - 0.5 * np.log1p(lr * curv) + (0.5 * lr / temp) * integral
 
 
-def quadratic_stationary_variance(lam, *, lr, batch_size, sigma2, order: int = 2, variant: str = "full"):
+def quadratic_stationary_variance(lam: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike,
+                                  order: int = 2, variant: str = "full") -> FloatOrArray:
     """Stationary variance of the modified equation on L = lam x^2 / 2 (closed forms, n = lr / S):
 
         order 1:              T / lam                           = n sigma2 / (2 lam)         (eq. 2)
@@ -352,8 +361,8 @@ def cell_masses(landscape, edges, *, lr, batch_size, sigma2, order: int = 2, var
     return cells / cells.sum()
 
 
-def basin_probabilities(landscape, *, lr, batch_size, sigma2, order: int = 2, variant: str = "full",
-                        method: str = "sde", n_grid: int = 2001):
+def basin_probabilities(landscape: Landscape, *, lr: float, batch_size: float, sigma2: float, order: int = 2,
+                        variant: str = "full", method: str = "sde", n_grid: int = 2001) -> FloatArray:
     """Stationary mass of each basin of gradient flow under the modified equation (1-D), in
     ``landscape.minima()`` order:
 
@@ -396,7 +405,8 @@ def _basin_probabilities(landscape, lr: float, temp: float, order, variant, meth
     return np.exp(log_mass - logsumexp(log_mass))
 
 
-def basin_probability_slopes(landscape, *, noise, sigma2, n_grid: int = 2001):
+def basin_probability_slopes(landscape: Landscape, *, noise: float, sigma2: float,
+                             n_grid: int = 2001) -> tuple[FloatArray, FloatArray]:
     """Exact first-order effect of a finite learning rate on the basin probabilities at fixed noise:
 
         dP_A / d lr |_(lr -> 0, n fixed) = -(P_A / 4) ( <L''>_A - <L''> ),
@@ -425,8 +435,9 @@ def basin_probability_slopes(landscape, *, noise, sigma2, n_grid: int = 2001):
     return -0.25 * prob * (mean_curv - curv_mass.sum() / mass.sum()), prob
 
 
-def threshold_noise(landscape, *, lr, sigma2, order: int = 2, variant: str = "full", method: str = "sde",
-                    a: int = 0, b: int = 1, bracket=None, n_grid: int = 2001, rtol: float = 1e-10):
+def threshold_noise(landscape: Landscape, *, lr: float, sigma2: float, order: int = 2, variant: str = "full",
+                    method: str = "sde", a: int = 0, b: int = 1, bracket: tuple[float, float] | None = None,
+                    n_grid: int = 2001, rtol: float = 1e-10) -> float:
     """Noise n* = lr / S at which minima ``a`` and ``b`` are equally probable, at finite ``lr``:
 
         P_a(n*; lr) = P_b(n*; lr),   P from :func:`basin_probabilities` (batch_size = lr / n, real).
@@ -486,7 +497,7 @@ def _effective_logdet(minimum, lr, order) -> float:
     return float(spd_logdet(h + 0.5 * float(lr) * (h @ h)))
 
 
-def log_weight(minimum, *, lr, batch_size, sigma2, order: int = 2):
+def log_weight(minimum: Minimum, *, lr: float, batch_size: float, sigma2: float, order: int = 2) -> float:
     """Laplace log-weight of a minimum under the modified equation's stationary law:
 
         order 1:  -L_A / T - 1/2 log det H_A                                  (paper eq. 3)
@@ -502,7 +513,8 @@ def log_weight(minimum, *, lr, batch_size, sigma2, order: int = 2):
     return -float(minimum.loss) / temp - 0.5 * _effective_logdet(minimum, lr_f, order)
 
 
-def threshold_noise_laplace(minimum_a, minimum_b, *, lr, sigma2, order: int = 2):
+def threshold_noise_laplace(minimum_a: Minimum, minimum_b: Minimum, *, lr: float, sigma2: float,
+                            order: int = 2) -> float:
     """Laplace noise threshold with the second-order weights: A favoured iff n > n*,
 
         n* = 4 (L_A - L_B) / (sigma2 [log det(H_B + lr H_B^2/2) - log det(H_A + lr H_A^2/2)])

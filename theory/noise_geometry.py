@@ -101,8 +101,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
+from theory._types import FloatArray, FloatOrArray
 
 __all__ = [
     "average_alignment",
@@ -171,7 +173,7 @@ def _check_same_dim(noise_cov: np.ndarray, gauss_newton: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- metrics
 
-def average_alignment(noise_cov, gauss_newton, loss):
+def average_alignment(noise_cov: ArrayLike, gauss_newton: ArrayLike, loss: ArrayLike) -> FloatOrArray:
     """Loss (average) alignment  mu = Tr(Sigma_1 G) / (2 L ||G||_F^2).
 
     Paper: mu(theta) of Wang & Wu 2023 (definition reconstructed, see module docstring).
@@ -204,7 +206,8 @@ def _check_direction(direction: Any, d: int) -> np.ndarray:
     return v
 
 
-def directional_alignment(noise_cov, gauss_newton, loss, direction):
+def directional_alignment(noise_cov: ArrayLike, gauss_newton: ArrayLike, loss: ArrayLike,
+                          direction: ArrayLike) -> FloatOrArray:
     """Directional alignment  beta(v) = v^T Sigma_1 v / (2 L v^T G v).
 
     Paper: g(theta, v) of Wang & Wu 2023 (reconstructed, see module docstring); it is
@@ -226,7 +229,8 @@ def directional_alignment(noise_cov, gauss_newton, loss, direction):
     return _out(num / (2.0 * L * den))
 
 
-def subspace_alignment(noise_cov, gauss_newton, loss, *, basis=None, top_k=None):
+def subspace_alignment(noise_cov: ArrayLike, gauss_newton: ArrayLike, loss: ArrayLike, *,
+                       basis: ArrayLike | None = None, top_k: int | None = None) -> float:
     """Subspace alignment  beta_U = Tr(P Sigma_1) / (2 L Tr(P G)),  P the projector onto U.
 
     Derived (our generalisation of the directional alignment to the subspace
@@ -266,7 +270,8 @@ def subspace_alignment(noise_cov, gauss_newton, loss, *, basis=None, top_k=None)
     return float(num / (2.0 * L * den))
 
 
-def eigendirection_alignment(noise_cov, gauss_newton, loss, *, rtol: float = 1e-10):
+def eigendirection_alignment(noise_cov: ArrayLike, gauss_newton: ArrayLike, loss: ArrayLike, *,
+                             rtol: float = 1e-10) -> tuple[FloatArray, FloatArray]:
     """beta along every eigenvector u_j of G with lambda_j > rtol * lambda_max.
 
     Returns (eigenvalues (descending), betas): beta_j = u_j^T Sigma_1 u_j / (2 L lambda_j).
@@ -286,7 +291,7 @@ def eigendirection_alignment(noise_cov, gauss_newton, loss, *, rtol: float = 1e-
 
 # ----------------------------------------------------------------------------- covariances
 
-def noise_covariance_from_gradients(per_sample_grads):
+def noise_covariance_from_gradients(per_sample_grads: ArrayLike) -> FloatArray:
     """Sigma_1 = (1/N) sum_i (g_i - gbar)(g_i - gbar)^T from per-sample gradients (..., N, d)."""
     g = np.asarray(per_sample_grads, dtype=float)
     if g.ndim < 2:
@@ -296,7 +301,7 @@ def noise_covariance_from_gradients(per_sample_grads):
     return np.einsum("...ni,...nj->...ij", c, c) / g.shape[-2]
 
 
-def gauss_newton_from_jacobians(jacobians):
+def gauss_newton_from_jacobians(jacobians: ArrayLike) -> FloatArray:
     """G = (1/N) sum_i J_i J_i^T from per-sample model gradients J_i = grad_theta f(x_i) (..., N, d)."""
     j = np.asarray(jacobians, dtype=float)
     if j.ndim < 2:
@@ -305,7 +310,8 @@ def gauss_newton_from_jacobians(jacobians):
     return np.einsum("...ni,...nj->...ij", j, j) / j.shape[-2]
 
 
-def minibatch_noise_covariance(noise_cov, *, batch_size, n_samples=None, replacement=True):
+def minibatch_noise_covariance(noise_cov: ArrayLike, *, batch_size: ArrayLike, n_samples: int | None = None,
+                               replacement: bool = True) -> FloatArray:
     """Covariance of the minibatch gradient noise for batch size S.
 
     With replacement: Sigma_S = Sigma_1 / S.  Without replacement from N samples:
@@ -357,7 +363,7 @@ def _residuals(x, y, theta):
     return x @ th - y
 
 
-def linear_model_geometry(inputs, targets, theta) -> LinearGeometry:
+def linear_model_geometry(inputs: ArrayLike, targets: ArrayLike, theta: ArrayLike) -> LinearGeometry:
     """Explicit matrices (loss, residuals, gradient, G, Sigma_1) of the least-squares model."""
     x, y = _check_linear_data(inputs, targets)
     r = _residuals(x, y, theta)
@@ -385,7 +391,7 @@ def _jacobian_inputs(jacobians, residuals, what: str):
     return j, r, n, two_l
 
 
-def kernel_average_alignment(jacobians, residuals):
+def kernel_average_alignment(jacobians: ArrayLike, residuals: ArrayLike) -> FloatOrArray:
     """mu for any square-loss model from per-sample model gradients J_i and residuals r_i.
 
     With K = J J^T (the N x N empirical tangent-kernel Gram matrix), Sigma_1 = (1/N) sum r_i^2
@@ -407,7 +413,7 @@ def kernel_average_alignment(jacobians, residuals):
     return num / (two_l * fro2 / n**2)
 
 
-def kernel_alignment_bounds(jacobians):
+def kernel_alignment_bounds(jacobians: ArrayLike) -> tuple[float, float]:
     """Bounds on mu valid for every residual vector, from the tangent-kernel Gram K = J J^T:
 
         (N min_i (K^2)_ii - lambda_max(K)^2) / ||K||_F^2  <=  mu  <=  N max_i (K^2)_ii / ||K||_F^2.
@@ -431,7 +437,8 @@ def kernel_alignment_bounds(jacobians):
     return (n * float(np.min(diag_k2)) - lam_max**2) / fro2, n * float(np.max(diag_k2)) / fro2
 
 
-def kernel_eigendirection_alignment(jacobians, residuals, *, rtol: float = 1e-10):
+def kernel_eigendirection_alignment(jacobians: ArrayLike, residuals: ArrayLike, *,
+                                    rtol: float = 1e-10) -> tuple[FloatArray, FloatArray]:
     """Directional alignment beta(u_j) along every curved eigendirection u_j of G = J^T J / N.
 
     With the thin SVD J = V S U^T (left singular vectors v_j in R^N), G u_j = (s_j^2 / N) u_j and
@@ -454,7 +461,7 @@ def kernel_eigendirection_alignment(jacobians, residuals, *, rtol: float = 1e-10
     return sv**2 / n, beta
 
 
-def linear_average_alignment(inputs, targets, theta):
+def linear_average_alignment(inputs: ArrayLike, targets: ArrayLike, theta: ArrayLike) -> FloatOrArray:
     """Closed-form mu for the least-squares model via the Gram matrix K = X X^T.
 
         mu = [ (1/N^2) sum_i r_i^2 (K^2)_ii - (1/N^3) r^T K^2 r ] / (2L ||K||_F^2 / N^2),
@@ -471,7 +478,8 @@ def linear_average_alignment(inputs, targets, theta):
     return kernel_average_alignment(x, r)
 
 
-def linear_directional_alignment(inputs, targets, theta, direction):
+def linear_directional_alignment(inputs: ArrayLike, targets: ArrayLike, theta: ArrayLike,
+                                 direction: ArrayLike) -> FloatOrArray:
     """Closed-form beta(v) = [ (1/N) sum r_i^2 (v^T x_i)^2 - (v^T gbar)^2 ] / (2L (1/N) sum (v^T x_i)^2).
 
     ``direction`` (..., d); returns (...).  Requires L > 0 and X v != 0.
@@ -490,7 +498,7 @@ def linear_directional_alignment(inputs, targets, theta, direction):
     return _out(num / (two_l * den))
 
 
-def linear_alignment_bounds(inputs):
+def linear_alignment_bounds(inputs: ArrayLike) -> tuple[float, float]:
     """Deterministic bounds on mu for the least-squares model, valid for every theta and targets.
 
         lower = (N min_i (K^2)_ii - lambda_max(K)^2) / ||K||_F^2,
@@ -510,7 +518,7 @@ def linear_alignment_bounds(inputs):
     return kernel_alignment_bounds(x)
 
 
-def effective_dimension(input_cov):
+def effective_dimension(input_cov: ArrayLike) -> float:
     """d_eff = Tr(S^2) / ||S||_2^2 (in [1, d]) of an input covariance S."""
     s = _checks.check_positive_semidefinite("input_cov", input_cov, tol=1e-9)
     lam = np.linalg.eigvalsh(s)
@@ -532,7 +540,7 @@ def _pop_parts(input_cov, delta):
     return s, dl, sd, quad
 
 
-def linear_gaussian_population_alignment(input_cov, delta):
+def linear_gaussian_population_alignment(input_cov: ArrayLike, delta: ArrayLike) -> FloatOrArray:
     """Population mu for x ~ N(0, S), noiseless labels, delta = theta - theta*.
 
     Isserlis: E[r^2 x x^T] = (delta^T S delta) S + 2 S delta delta^T S, so
@@ -547,7 +555,8 @@ def linear_gaussian_population_alignment(input_cov, delta):
     return _out(1.0 + s3 / (quad * np.sum(s * s)))
 
 
-def linear_gaussian_population_directional(input_cov, delta, direction):
+def linear_gaussian_population_directional(input_cov: ArrayLike, delta: ArrayLike,
+                                           direction: ArrayLike) -> FloatOrArray:
     """Population beta(v) = 1 + (v^T S delta)^2 / (delta^T S delta * v^T S v)  in [1, 2] (derived).
 
     The upper bound 2 is Cauchy-Schwarz in the S inner product; equality for v = delta.
@@ -560,7 +569,8 @@ def linear_gaussian_population_directional(input_cov, delta, direction):
     return _out(1.0 + np.einsum("...i,...i->...", v, sd) ** 2 / (quad * vsv))
 
 
-def linear_isotropic_expected_alignment(n_samples, dim, label_noise=0.0):
+def linear_isotropic_expected_alignment(n_samples: ArrayLike, dim: ArrayLike,
+                                        label_noise: ArrayLike = 0.0) -> FloatOrArray:
     """Ratio of expectations E[Tr(Sigma_1 G)] / E[2L ||G||_F^2] for isotropic Gaussian inputs.
 
     Assumptions (derived here, Isserlis' theorem; an analogue of the paper's sample-size
@@ -613,7 +623,8 @@ def _check_lr_batch(lr, batch_size, n_samples=None):
     _checks.check_batch_size(batch_size, n_samples)
 
 
-def linear_sgd_second_moment_operator(inputs, *, lr, batch_size, replacement=True):
+def linear_sgd_second_moment_operator(inputs: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                                      replacement: bool = True) -> FloatArray:
     """Exact map vec(M) -> vec(E[M']) of SGD on least squares at an interpolating minimum.
 
     With consistent targets (y = X theta*) and w = theta - theta*, one SGD step is
@@ -651,7 +662,8 @@ def _linear_second_moment_apply(x, lr, c):
     return apply
 
 
-def linear_sgd_escape_profile(inputs, *, lr, batch_size, replacement=True) -> EscapeProfile:
+def linear_sgd_escape_profile(inputs: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                              replacement: bool = True) -> EscapeProfile:
     """Dominant second-moment mode of SGD at an interpolating least-squares minimum (exact).
 
     The Perron eigenvector of :func:`linear_sgd_second_moment_operator` (a positive map on
@@ -690,7 +702,8 @@ def linear_sgd_escape_profile(inputs, *, lr, batch_size, replacement=True) -> Es
     return EscapeProfile(rho, lam, frac)
 
 
-def aligned_quadratic_escape_profile(eigvals, *, lr, batch_size, alignment=1.0) -> EscapeProfile:
+def aligned_quadratic_escape_profile(eigvals: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                                     alignment: ArrayLike = 1.0) -> EscapeProfile:
     """Escape mode of SGD on L = 1/2 w^T H w with perfectly aligned noise Sigma_1 = alignment * 2L * H.
 
     In the eigenbasis of H (eigenvalues lambda_j) the diagonal of M = E[w w^T] obeys

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
+from theory._types import FloatOrArray
 from theory.gibbs import _out
 
 __all__ = [
@@ -34,7 +36,7 @@ __all__ = [
 SCHEDULE_KINDS = ("constant", "step", "cyclic_triangular", "cyclic_discrete")
 
 
-def rescale(lr, batch_size, beta):
+def rescale(lr: ArrayLike, batch_size: ArrayLike, beta: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
     """(lr, batch_size) -> (beta * lr, beta * batch_size): same noise n = lr/S (App. B, Sec. 4.4).
 
     The rescaled batch size must still be >= 1 (ValueError naming batch_size).
@@ -50,7 +52,8 @@ def rescale(lr, batch_size, beta):
     return _out(new_lr), _out(new_s)
 
 
-def is_same_noise(lr_a, batch_size_a, lr_b, batch_size_b, *, rtol: float = 1e-12):
+def is_same_noise(lr_a: ArrayLike, batch_size_a: ArrayLike, lr_b: ArrayLike, batch_size_b: ArrayLike, *,
+                  rtol: float = 1e-12) -> bool | np.ndarray:
     """True where lr_a / S_a == lr_b / S_b up to relative tolerance ``rtol`` (eq. 2: same n)."""
     _checks.check_positive("lr_a", lr_a)
     _checks.check_positive("lr_b", lr_b)
@@ -63,7 +66,7 @@ def is_same_noise(lr_a, batch_size_a, lr_b, batch_size_b, *, rtol: float = 1e-12
     return bool(res) if np.ndim(res) == 0 else res
 
 
-def rescaled_time(steps, lr):
+def rescaled_time(steps: ArrayLike, lr: ArrayLike) -> FloatOrArray:
     """Rescaled time t_eta = lr * t after t = ``steps`` SGD steps at constant lr (App. B, eq. 15).
 
     For a per-step schedule lr_k the rescaled time after k steps is
@@ -74,7 +77,7 @@ def rescaled_time(steps, lr):
     return _out(np.asarray(steps, dtype=float) * np.asarray(lr, dtype=float))
 
 
-def epochs(steps, batch_size, n_samples):
+def epochs(steps: ArrayLike, batch_size: ArrayLike, n_samples: ArrayLike) -> FloatOrArray:
     """Number of passes over the data: steps * batch_size / n_samples."""
     _checks.check_nonnegative("steps", steps)
     n_samples = _checks.check_int("n_samples", n_samples, minimum=1)
@@ -93,9 +96,8 @@ def _round_batch(exact: np.ndarray, n_per_step_exact: np.ndarray, lr_fixed, n_sa
     return rounded, max_rel_err
 
 
-def lr_schedule_to_batch_schedule(
-    lr_values, batch_size, lr_fixed, *, round_to_int: bool = False, n_samples: int | None = None
-):
+def lr_schedule_to_batch_schedule(lr_values: ArrayLike, batch_size: ArrayLike, lr_fixed: ArrayLike, *,
+                                  round_to_int: bool = False, n_samples: int | None = None) -> np.ndarray:
     """Batch-size schedule S'_k at fixed ``lr_fixed`` with the same noise as lr_k at fixed S.
 
         lr_k / S = lr_fixed / S'_k   =>   S'_k = lr_fixed * S / lr_k     (eq. 2; paper Fig. 4)
@@ -116,7 +118,8 @@ def lr_schedule_to_batch_schedule(
     return _round_batch(exact, lrs / float(batch_size), lr_fixed, n_samples)
 
 
-def batch_schedule_to_lr_schedule(batch_sizes, lr, batch_size_fixed, *, n_samples: int | None = None):
+def batch_schedule_to_lr_schedule(batch_sizes: ArrayLike, lr: ArrayLike, batch_size_fixed: ArrayLike, *,
+                                  n_samples: int | None = None) -> np.ndarray:
     """Learning-rate schedule lr'_k at fixed ``batch_size_fixed`` with the same noise as S_k at fixed lr.
 
         lr / S_k = lr'_k / S_fixed   =>   lr'_k = lr * S_fixed / S_k     (eq. 2; paper Fig. 4)
@@ -133,11 +136,11 @@ def schedule_values(
     kind: str,
     n_steps: int,
     *,
-    base,
-    peak=None,
-    period=None,
+    base: float,
+    peak: float | None = None,
+    period: float | None = None,
     milestones: Sequence[int] | None = None,
-    factor=None,
+    factor: float | None = None,
     steps_per_epoch: int = 1,
 ) -> np.ndarray:
     """Per-step values (float64, length n_steps) of a schedule of lr or batch size.

@@ -64,9 +64,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
 
 from theory import _checks
+from theory._types import FloatArray, FloatOrArray
 from theory.discrete import finite_data_noise_factor
 from theory.gibbs import _out
 
@@ -90,7 +92,7 @@ __all__ = [
 _PSD_TOL = 1e-10
 
 
-def per_sample_hessians(hessians) -> np.ndarray:
+def per_sample_hessians(hessians: ArrayLike) -> np.ndarray:
     """Validate and return the per-sample Hessians as an (N, d, d) float array.
 
     Accepts (N,) curvatures (1-D) or (N, d, d) matrices; each H_i must be finite, symmetric and
@@ -123,7 +125,7 @@ def per_sample_hessians(hessians) -> np.ndarray:
     return arr
 
 
-def noise_factor(batch_size, n_samples: int, *, replacement: bool = False):
+def noise_factor(batch_size: ArrayLike, n_samples: int, *, replacement: bool = False) -> FloatOrArray:
     """c = E[(H_B - H)^2] / Var(H_i): 1/S with replacement, (N - S)/(S (N - 1)) without.
 
     Requires N >= 2 and 1 <= S <= N (vectorised over batch_size)."""
@@ -134,7 +136,7 @@ def noise_factor(batch_size, n_samples: int, *, replacement: bool = False):
     return finite_data_noise_factor(batch_size, n_samples)
 
 
-def sharpness_nonuniformity(hessians) -> tuple[float, float]:
+def sharpness_nonuniformity(hessians: ArrayLike) -> tuple[float, float]:
     """Wu, Ma & E's sharpness a = lam_max(H) and non-uniformity s = lam_max(Sigma)^(1/2) with
     Sigma = (1/N) sum H_i^2 - H^2 (1-D: a = mean h_i, s = population standard deviation of h_i)."""
     arr = per_sample_hessians(hessians)
@@ -154,7 +156,8 @@ def _check_1d(sharpness, nonuniformity, batch_size, n_samples, replacement):
     return np.asarray(noise_factor(batch_size, n_samples, replacement=replacement), dtype=float)
 
 
-def growth_factor_1d(sharpness, nonuniformity, *, lr, batch_size, n_samples=None, replacement: bool = False):
+def growth_factor_1d(sharpness: ArrayLike, nonuniformity: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                     n_samples: int | None = None, replacement: bool = False) -> FloatOrArray:
     """Per-step factor of E theta^2 at a 1-D interpolating minimum (Wu, Ma & E 2018):
 
         q = (1 - lr a)^2 + lr^2 c s^2,   c = 1/S (replacement) or (N - S)/(S (N - 1)) (without);
@@ -167,7 +170,8 @@ def growth_factor_1d(sharpness, nonuniformity, *, lr, batch_size, n_samples=None
     return _out((1.0 - lr_a * a) ** 2 + lr_a**2 * c * s**2)
 
 
-def critical_lr_1d(sharpness, nonuniformity, *, batch_size, n_samples=None, replacement: bool = False):
+def critical_lr_1d(sharpness: ArrayLike, nonuniformity: ArrayLike, *, batch_size: ArrayLike,
+                   n_samples: int | None = None, replacement: bool = False) -> FloatOrArray:
     """Largest stable learning rate at a 1-D interpolating minimum: lr* = 2 a / (a^2 + c s^2)
     (root of (1 - lr a)^2 + lr^2 c s^2 = 1).  S = N without replacement or s = 0: GD's 2 / a."""
     c = _check_1d(sharpness, nonuniformity, batch_size, n_samples, replacement)
@@ -175,7 +179,8 @@ def critical_lr_1d(sharpness, nonuniformity, *, batch_size, n_samples=None, repl
     return _out(2.0 * a / (a * a + c * s * s))
 
 
-def sde_critical_lr_1d(sharpness, nonuniformity, *, batch_size, n_samples=None, replacement: bool = True):
+def sde_critical_lr_1d(sharpness: ArrayLike, nonuniformity: ArrayLike, *, batch_size: ArrayLike,
+                       n_samples: int | None = None, replacement: bool = True) -> FloatOrArray:
     """Stability boundary of the SDE (paper eq. 1) with the same noise: lr* = 2 a / (c s^2)
     (d E theta^2 / dt = (-2 lr a + lr^2 c s^2) E theta^2).  With replacement lr*/S = 2a/s^2: a
     function of lr/S only (the paper's "only eta/S matters"), the wrong prediction for SGD;
@@ -223,7 +228,8 @@ def _scalar_batch(batch_size, n_samples):
     return float(batch_size)
 
 
-def second_moment_operator(hessians, *, lr, batch_size, replacement: bool = False) -> np.ndarray:
+def second_moment_operator(hessians: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                           replacement: bool = False) -> np.ndarray:
     """The exact map vec M -> vec E[M'] of SGD at an interpolating finite-sum quadratic (module
     docstring): Op = (I - lr H) (x) (I - lr H) + lr^2 c (1/N) sum_i D_i (x) D_i, (d^2, d^2), row-major vec,
     in the original coordinates."""
@@ -235,7 +241,7 @@ def second_moment_operator(hessians, *, lr, batch_size, replacement: bool = Fals
     return _operator(h, _kron_noise(arr - h), step=float(lr), noise=float(lr) ** 2 * c)
 
 
-def growth_rate(hessians, *, lr, batch_size, replacement: bool = False) -> float:
+def growth_rate(hessians: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike, replacement: bool = False) -> float:
     """Spectral radius rho of :func:`second_moment_operator` on the range of H: E|theta_t|^2 ~ rho^t.
     1-D: (1 - lr a)^2 + lr^2 c s^2."""
     arr = per_sample_hessians(hessians)
@@ -246,7 +252,8 @@ def growth_rate(hessians, *, lr, batch_size, replacement: bool = False) -> float
     return _spectral_radius(_operator(h, _kron_noise(dev), step=float(lr), noise=float(lr) ** 2 * c))
 
 
-def is_stable(hessians, *, lr, batch_size, replacement: bool = False, rtol: float = 1e-12) -> bool:
+def is_stable(hessians: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike, replacement: bool = False,
+              rtol: float = 1e-12) -> bool:
     """True iff E|theta_t|^2 stays bounded: rho <= 1 (+ rtol for rounding)."""
     return growth_rate(hessians, lr=lr, batch_size=batch_size, replacement=replacement) <= 1.0 + rtol
 
@@ -266,7 +273,7 @@ def _critical_step(h, noise_kron, c: float, amplification: int = 1, rtol: float 
     return float(optimize.brentq(excess, lo, hi, xtol=1e-15, rtol=max(rtol, 4 * np.finfo(float).eps)))
 
 
-def critical_lr(hessians, *, batch_size, replacement: bool = False):
+def critical_lr(hessians: ArrayLike, *, batch_size: ArrayLike, replacement: bool = False) -> FloatOrArray:
     """Largest stable learning rate lr*(S) of SGD at the interpolating minimum (d-D; vectorised over
     ``batch_size``): the root of rho(Op(lr)) = 1, by Brent's method on (0, 2 / lam_max(H)].
     1-D it equals :func:`critical_lr_1d`."""
@@ -280,7 +287,7 @@ def critical_lr(hessians, *, batch_size, replacement: bool = False):
     return _out(out.reshape(np.shape(batch_size)))
 
 
-def sde_critical_lr(hessians, *, batch_size, replacement: bool = True):
+def sde_critical_lr(hessians: ArrayLike, *, batch_size: ArrayLike, replacement: bool = True) -> FloatOrArray:
     """Stability boundary of the SDE (paper eq. 1) with the same multiplicative noise (d-D):
     lr* = kappa* / c, kappa* the root of the spectral abscissa of -(H (+) H) + kappa (1/N) sum D_i (x) D_i
     (the l -> inf limit of the SVAG map; inf if the noise vanishes).  With replacement lr*/S = kappa*:
@@ -315,7 +322,8 @@ def sde_critical_lr(hessians, *, batch_size, replacement: bool = True):
 
 
 # ------------------------------------------------------------------------------ 1-D: single runs
-def batch_mean_distribution(curvatures, batch_size, *, replacement: bool = False, max_batches: int = 2_000_000):
+def batch_mean_distribution(curvatures: ArrayLike, batch_size: ArrayLike, *, replacement: bool = False,
+                            max_batches: int = 2_000_000) -> tuple[FloatArray, FloatArray]:
     """Exact law of the minibatch curvature h_B = (1/S) sum_{i in B} h_i (1-D), by enumeration:
 
     without replacement all C(N, S) subsets, equally likely; with replacement all multisets, with the
@@ -356,7 +364,8 @@ def _factors(curvatures, lr, batch_size, replacement):
     return np.abs(1.0 - float(lr) * values), probs
 
 
-def lyapunov_exponent_1d(curvatures, *, lr, batch_size, replacement: bool = False) -> float:
+def lyapunov_exponent_1d(curvatures: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                         replacement: bool = False) -> float:
     """Almost-sure growth rate of a single SGD run at a 1-D interpolating minimum:
     gamma = E log|1 - lr h_B| (log|theta_t| / t -> gamma a.s.; module docstring).  gamma <= log(q)/2 with
     q = growth_factor_1d, so runs converge a.s. (gamma < 0) beyond the mean-square boundary lr*."""
@@ -365,7 +374,8 @@ def lyapunov_exponent_1d(curvatures, *, lr, batch_size, replacement: bool = Fals
         return float(np.sum(p * np.log(x)))
 
 
-def tail_exponent_1d(curvatures, *, lr, batch_size, replacement: bool = False) -> float:
+def tail_exponent_1d(curvatures: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike,
+                     replacement: bool = False) -> float:
     """Tail exponent alpha > 0 of sup_t |theta_t|: the root of E|1 - lr h_B|^alpha = 1 (Kesten 1973), so that
     P(sup_t |theta_t| > R |theta_0|) ~ R^(-alpha).  alpha = 2 exactly at the mean-square boundary lr*.
     Returns inf if no factor exceeds 1 (no run can grow) and 0 if gamma >= 0 (runs grow a.s.)."""

@@ -45,8 +45,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
+from theory._types import FloatArray, FloatOrArray
 from theory.gibbs import _out
 from theory.stability import _critical_step, _kron_noise, _range_parts, noise_factor, per_sample_hessians
 
@@ -67,7 +69,7 @@ def _amplification(amplification) -> int:
     return _checks.check_int("amplification", amplification, minimum=1)
 
 
-def coefficients(amplification) -> tuple[float, float]:
+def coefficients(amplification: int) -> tuple[float, float]:
     """SVAG weights r1, r2 = (1 +- sqrt(2 l - 1)) / 2 (Li, Malladi & Arora 2021, eq. 5):
     r1 + r2 = 1 (same mean gradient), r1^2 + r2^2 = l (l times the variance per step)."""
     l = _amplification(amplification)
@@ -81,7 +83,8 @@ def _noise_c(batch_size, n_samples, replacement) -> float:
     return float(noise_factor(batch_size, n_samples, replacement=replacement))
 
 
-def step_moments(per_sample_gradients, *, lr, batch_size, amplification, replacement: bool = False):
+def step_moments(per_sample_gradients: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike, amplification: int,
+                 replacement: bool = False) -> tuple[FloatArray, FloatArray]:
     """Exact mean and covariance of one SVAG step from a fixed theta, for any finite sum:
 
         E[theta' - theta] = -(lr / l) gbar,     Cov[theta' - theta] = (lr^2 / l) c Sigma_1,
@@ -121,8 +124,9 @@ def _gradient_covariance(arr, b, theta) -> np.ndarray:
     return dev.T @ dev / arr.shape[0]
 
 
-def quadratic_step(mean, cov, per_sample_hessians, per_sample_centers, *, lr, batch_size, amplification,
-                   replacement: bool = False):
+def quadratic_step(mean: ArrayLike, cov: ArrayLike, per_sample_hessians: ArrayLike, per_sample_centers: ArrayLike, *,
+                   lr: ArrayLike, batch_size: ArrayLike, amplification: int,
+                   replacement: bool = False) -> tuple[FloatArray, FloatArray]:
     """Exact mean and covariance of theta after one SVAG step on the finite-sum quadratic
     l_i = 1/2 (theta - c_i)^T H_i (theta - c_i), theta of mean ``mean`` and covariance ``cov``
     (independent of the minibatches):
@@ -176,8 +180,9 @@ def _stationary(per_sample_hessians, per_sample_centers, lr, batch_size, inv_l, 
     return theta_star, 0.5 * (cov + cov.T)
 
 
-def stationary_moments(per_sample_hessians, per_sample_centers, *, lr, batch_size, amplification,
-                       replacement: bool = False):
+def stationary_moments(per_sample_hessians: ArrayLike, per_sample_centers: ArrayLike, *, lr: ArrayLike,
+                       batch_size: ArrayLike, amplification: int,
+                       replacement: bool = False) -> tuple[FloatArray, FloatArray]:
     """Stationary mean theta* = H^{-1} mean(H_i c_i) and covariance C_l of SVAG on a finite-sum quadratic:
 
         [ H (+) H - (lr/l) H (x) H - lr c N_D ] vec C_l = lr c vec Sigma_1(theta*)
@@ -188,7 +193,8 @@ def stationary_moments(per_sample_hessians, per_sample_centers, *, lr, batch_siz
     return _stationary(per_sample_hessians, per_sample_centers, lr, batch_size, 1.0 / l, replacement)
 
 
-def sde_stationary_moments(per_sample_hessians, per_sample_centers, *, lr, batch_size, replacement: bool = False):
+def sde_stationary_moments(per_sample_hessians: ArrayLike, per_sample_centers: ArrayLike, *, lr: ArrayLike,
+                           batch_size: ArrayLike, replacement: bool = False) -> tuple[FloatArray, FloatArray]:
     """Stationary mean and covariance of the SDE d theta = -lr grad L dt + lr sqrt(c Sigma_1(theta)) dW
     (paper eq. 1 with the finite-sum noise; the l -> inf limit of SVAG):
 
@@ -203,7 +209,8 @@ def _isotropic_c(batch_size, n_samples):
     return np.asarray(noise_factor(batch_size, n_samples, replacement=False), dtype=float)
 
 
-def stationary_variance_isotropic(lam, *, lr, batch_size, sigma2, amplification, n_samples=None):
+def stationary_variance_isotropic(lam: ArrayLike, *, lr: ArrayLike, batch_size: ArrayLike, sigma2: ArrayLike,
+                                  amplification: int, n_samples: int | None = None) -> FloatOrArray:
     """Stationary variance of SVAG on L = lam x^2 / 2 with additive per-sample noise of variance sigma2:
 
         Var_l = lr c sigma2 / (lam (2 - lr lam / l)),   c = 1/S (n_samples None) or (N - S)/(S (N - 1)),
@@ -222,7 +229,8 @@ def stationary_variance_isotropic(lam, *, lr, batch_size, sigma2, amplification,
                 / (np.asarray(lam, dtype=float) * (2.0 - x)))
 
 
-def isotropic_moments_1d(n_steps, *, mean0, var0, lam, lr, batch_size, sigma2, amplification, n_samples=None):
+def isotropic_moments_1d(n_steps: int, *, mean0: float, var0: float, lam: float, lr: float, batch_size: float,
+                         sigma2: float, amplification: int, n_samples: int | None = None) -> tuple[float, float]:
     """Mean and variance of SVAG on L = lam x^2/2 (additive noise sigma2) after the time of ``n_steps``
     SGD steps, i.e. l * n_steps SVAG steps from x_0 of mean mean0 and variance var0:
 
@@ -236,7 +244,8 @@ def isotropic_moments_1d(n_steps, *, mean0, var0, lam, lr, batch_size, sigma2, a
     return float(mean0) * decay, float(var0) * decay**2 + v_inf * (1.0 - decay**2)
 
 
-def sde_isotropic_moments_1d(t, *, mean0, var0, lam, lr, batch_size, sigma2, n_samples=None):
+def sde_isotropic_moments_1d(t: float, *, mean0: float, var0: float, lam: float, lr: float, batch_size: float,
+                             sigma2: float, n_samples: int | None = None) -> tuple[float, float]:
     """Ornstein-Uhlenbeck moments of the SDE d x = -lr lam x dt + lr sqrt(c sigma2) dW at time t (SGD steps):
 
         mean = e^(-lr lam t) mean0,   var = e^(-2 lr lam t) var0 + (lr c sigma2 / (2 lam)) (1 - e^(-2 lr lam t))."""
@@ -250,7 +259,7 @@ def sde_isotropic_moments_1d(t, *, mean0, var0, lam, lr, batch_size, sigma2, n_s
     return float(mean0) * decay, float(var0) * decay**2 + v_inf * (1.0 - decay**2)
 
 
-def critical_lr(hessians, *, batch_size, amplification, replacement: bool = False):
+def critical_lr(hessians: ArrayLike, *, batch_size: ArrayLike, amplification: int, replacement: bool = False) -> float:
     """Largest stable learning rate of SVAG at an interpolating minimum (all c_i equal): the root of
     rho[(I - (lr/l) H) (x) (I - (lr/l) H) + (lr^2 c / l) N_D] = 1 (1-D: 2 a / (a^2 / l + c s^2)).
     l = 1: SGD's (theory.stability.critical_lr); l -> inf: the SDE's (theory.stability.sde_critical_lr)."""

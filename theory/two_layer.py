@@ -28,8 +28,10 @@ import math
 
 import numpy as np
 from numba.extending import register_jitable
+from numpy.typing import ArrayLike
 
 from theory import _checks
+from theory._types import FloatArray
 from theory.landscapes.finite_sum import FiniteSumLandscape
 
 __all__ = ["TwoLayerRegression", "ACTIVATIONS"]
@@ -144,7 +146,8 @@ class TwoLayerRegression(FiniteSumLandscape):
     interpolating minimum.
     """
 
-    def __init__(self, inputs, targets, second_layer, activation: str = "tanh", l2: float = 0.0):
+    def __init__(self, inputs: ArrayLike, targets: ArrayLike, second_layer: ArrayLike, activation: str = "tanh",
+                 l2: float = 0.0):
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
         y = np.asarray(targets, dtype=float).reshape(-1)
         a = np.asarray(second_layer, dtype=float).reshape(-1)
@@ -174,13 +177,13 @@ class TwoLayerRegression(FiniteSumLandscape):
                          "for a known interpolating minimum")
 
     @classmethod
-    def example(cls):
+    def example(cls) -> TwoLayerRegression:
         return cls.teacher(n_samples=6, input_dim=2, width=2, seed=1, l2=0.01)[0]
 
     # ---- constructors ---------------------------------------------------------------------
     @classmethod
-    def teacher(cls, *, n_samples: int, input_dim: int, width: int, seed: int = 0,
-                weight_scale: float = 1.0, activation: str = "tanh", l2: float = 0.0):
+    def teacher(cls, *, n_samples: int, input_dim: int, width: int, seed: int = 0, weight_scale: float = 1.0,
+                activation: str = "tanh", l2: float = 0.0) -> tuple[TwoLayerRegression, FloatArray]:
         """Problem whose labels are produced by the model itself at W* (a known global minimum).
 
         x_i ~ N(0, I_d / d), a_k = +-1 (random signs), W*_kj ~ N(0, weight_scale^2);
@@ -208,14 +211,14 @@ class TwoLayerRegression(FiniteSumLandscape):
         w = flat.reshape(flat.shape[0], self.width, self.input_dim)
         return np.einsum("nkj,ij->nik", w, self.inputs)  # (n, N, m)
 
-    def predict(self, theta):
+    def predict(self, theta: ArrayLike) -> np.ndarray:
         """f(x_i; W) for the training inputs, shape (..., N)."""
         flat, batch = self._flatten(theta)
         z = self._pre(flat)
         f = _phi_np(z, self._act) @ self.second_layer / math.sqrt(self.width)
         return f.reshape(batch + (self.n_samples,))
 
-    def residuals(self, theta):
+    def residuals(self, theta: ArrayLike) -> np.ndarray:
         """r_i = f(x_i; W) - y_i, shape (..., N)."""
         return self.predict(theta) - self.targets
 
@@ -225,12 +228,12 @@ class TwoLayerRegression(FiniteSumLandscape):
         j = c[:, :, :, None] * self.inputs[None, :, None, :]  # (n, N, m, d)
         return j.reshape(flat.shape[0], self.n_samples, self.dim)
 
-    def jacobians(self, theta):
+    def jacobians(self, theta: ArrayLike) -> np.ndarray:
         """J_i = grad_theta f(x_i; W), shape (..., N, dim)."""
         flat, batch = self._flatten(theta)
         return self._jac_flat(flat).reshape(batch + (self.n_samples, self.dim))
 
-    def gauss_newton(self, theta):
+    def gauss_newton(self, theta: ArrayLike) -> np.ndarray:
         """G(theta) = (1/N) sum_i J_i J_i^T (no L2 term), shape (..., dim, dim)."""
         flat, batch = self._flatten(theta)
         j = self._jac_flat(flat)

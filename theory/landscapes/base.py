@@ -31,16 +31,20 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
 
 from theory import _checks
 from theory._numba import compile_error_line, jit
 from theory.landscapes import _compiled
 from theory.landscapes.basins import basin_index_1d, basin_index_flow, saddles_1d
+
+if TYPE_CHECKING:
+    from theory.landscapes._compiled import Compiled
 
 __all__ = ["Minimum", "Landscape", "LandscapeProtocol", "Functions", "REGISTRY"]
 
@@ -102,17 +106,17 @@ class LandscapeProtocol(Protocol):
     dim: int
     compiled: Any
 
-    def value(self, theta): ...
+    def value(self, theta: ArrayLike) -> np.ndarray: ...
 
-    def gradient(self, theta): ...
+    def gradient(self, theta: ArrayLike) -> np.ndarray: ...
 
-    def hessian(self, theta): ...
+    def hessian(self, theta: ArrayLike) -> np.ndarray: ...
 
     def minima(self) -> list[Minimum]: ...
 
-    def basin_index(self, theta): ...
+    def basin_index(self, theta: ArrayLike) -> np.ndarray: ...
 
-    def bounds(self, temperature: float): ...
+    def bounds(self, temperature: float) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class Functions(NamedTuple):
@@ -238,7 +242,9 @@ class Landscape:
         if not cls.__name__.startswith("_"):
             REGISTRY[cls.__name__] = cls
 
-    def __init__(self, value, gradient, hessian=None, *, dim, minima_guesses, params=(), l2: float = 0.0,
+    def __init__(self, value: Callable[..., Any], gradient: Callable[..., Any],
+                 hessian: Callable[..., Any] | None = None, *, dim: int,
+                 minima_guesses: ArrayLike | Callable[[], ArrayLike], params: Sequence[Any] = (), l2: float = 0.0,
                  name: str | None = None):
         self._setup(dim, l2, params, minima_guesses, name)
         self.functions = Functions(value, gradient, hessian)
@@ -259,7 +265,9 @@ class Landscape:
         self._check_parity(probe)
 
     @classmethod
-    def from_functions(cls, value, gradient, hessian=None, *, dim, minima_guesses, params=(), l2: float = 0.0,
+    def from_functions(cls, value: Callable[..., Any], gradient: Callable[..., Any],
+                       hessian: Callable[..., Any] | None = None, *, dim: int,
+                       minima_guesses: ArrayLike | Callable[[], ArrayLike], params: Sequence[Any] = (), l2: float = 0.0,
                        name: str | None = None) -> "Landscape":
         """A landscape from plain Python/NumPy functions ``value(theta, *params)``,
         ``gradient(theta, *params)`` and optionally ``hessian(theta, *params)`` (module
@@ -324,7 +332,7 @@ class Landscape:
         return self.functions.hessian is None
 
     # ---- reference (interpreted) path -----------------------------------------------------------
-    def reference(self, theta, hessian: bool = True) -> tuple:
+    def reference(self, theta: ArrayLike, hessian: bool = True) -> tuple:
         """(L, ∇L, ∇²L) at one point computed by running the plain functions in Python/NumPy,
         with the L2 term (the Hessian by the same central differences when not given): the
         reference the compiled path is checked against.  ``hessian=False``: (L, ∇L)."""
@@ -351,7 +359,7 @@ class Landscape:
             h[:, k] = (self.reference_gradient(up) - self.reference_gradient(down)) / (up[k] - down[k])
         return 0.5 * (h + h.T)
 
-    def reference_gradient(self, theta) -> np.ndarray:
+    def reference_gradient(self, theta: ArrayLike) -> np.ndarray:
         return call_plain("gradient", self.functions.gradient, theta, self.params, (self.dim,)) + 2 * self.l2 * theta
 
     # ---- shape handling ------------------------------------------------------------------
@@ -374,13 +382,13 @@ class Landscape:
         return v, g, h
 
     # ---- public vectorised API -------------------------------------------------------------
-    def value(self, theta) -> np.ndarray:
+    def value(self, theta: ArrayLike) -> np.ndarray:
         """Loss L(θ) (including the L2 term) for θ of shape (..., dim); returns shape (...)."""
         flat, batch = self._flatten(theta)
         v = self._evaluate(flat, value=True)[0]
         return v.reshape(batch) if batch else float(v[0])
 
-    def gradient(self, theta) -> np.ndarray:
+    def gradient(self, theta: ArrayLike) -> np.ndarray:
         """∇L(θ), shape (..., dim) (for 1-D landscapes called with plain coordinates: shape (...))."""
         arr = np.asarray(theta, dtype=float)
         plain_1d = self.dim == 1 and (arr.ndim == 0 or arr.shape[-1] != 1)
@@ -390,7 +398,7 @@ class Landscape:
             return g[:, 0].reshape(batch) if batch else float(g[0, 0])
         return g.reshape(batch + (self.dim,))
 
-    def hessian(self, theta) -> np.ndarray:
+    def hessian(self, theta: ArrayLike) -> np.ndarray:
         """∇²L(θ), shape (..., dim, dim)."""
         flat, batch = self._flatten(theta)
         h = self._evaluate(flat, hessian=True)[2]
@@ -452,7 +460,7 @@ class Landscape:
         return [Minimum(x, float(self.value(x[None, :])[0]), self.hessian(x[None, :])[0]) for x in found]
 
     # ---- basins ----------------------------------------------------------------------------
-    def basin_index(self, theta, **kw) -> np.ndarray:
+    def basin_index(self, theta: ArrayLike, **kw: Any) -> np.ndarray:
         """Index (into ``minima()``) of the basin of attraction of gradient flow holding θ.
 
         1-D: the intervals between the local maxima (exact); d ≥ 2: the error-controlled flow
@@ -503,7 +511,7 @@ class Landscape:
         return pts
 
     @property
-    def kernels(self):
+    def kernels(self) -> Compiled:
         """Alias of :attr:`compiled`."""
         return self.compiled
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize
 
 from theory._numba import specialise
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 __all__ = ["saddles_1d", "basin_index_1d", "basin_index_flow", "FLOW_TOL"]
 
@@ -119,7 +123,7 @@ def _flow_kernel(points, cparams, locs, levels, radii, tol, h0, max_steps, out):
         out[p] = label if label >= 0 else best
 
 
-def basin_index_flow(landscape, flat: np.ndarray, *, max_steps: int = 200_000) -> np.ndarray:
+def basin_index_flow(landscape: Landscape, flat: np.ndarray, *, max_steps: int = 200_000) -> np.ndarray:
     """Basin (index into ``landscape.minima()``) of each row of ``flat`` (n, dim) by the
     error-controlled gradient flow of the module docstring (threads over chunks of points)."""
     mins = landscape.minima()
@@ -181,7 +185,7 @@ def capture_regions(landscape, sep: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array(radii), np.array(levels)
 
 
-def saddles_1d(landscape) -> np.ndarray:
+def saddles_1d(landscape: Landscape) -> np.ndarray:
     """Local maxima between consecutive minima of a 1-D landscape (bounded Brent search on −L,
     polished by Newton steps on L' to machine precision)."""
     mins = [m.location[0] for m in landscape.minima()]

@@ -19,12 +19,17 @@ C·(1/S − 1/N)·N/(N − 1).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
 from theory.landscapes import _compiled
 from theory.landscapes.base import _PLAIN_HESSIAN_MAX_DIM, Functions, Landscape, _describe, call_plain, compile_user
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Minimum
 
 __all__ = ["FiniteSumLandscape", "IsotropicNoiseFiniteSum", "ConstantNoiseFiniteSum"]
 
@@ -37,9 +42,10 @@ class FiniteSumLandscape(Landscape):
     n_samples: int
     data: np.ndarray
 
-    def __init__(self, sample_value, sample_gradient, sample_hessian=None, *, data, dim, minima_guesses,
-                 params=(), base: Landscape | None = None, centered: bool = False, l2: float = 0.0,
-                 name: str | None = None):
+    def __init__(self, sample_value: Callable[..., Any], sample_gradient: Callable[..., Any],
+                 sample_hessian: Callable[..., Any] | None = None, *, data: ArrayLike, dim: int,
+                 minima_guesses: ArrayLike | Callable[[], ArrayLike], params: Sequence[Any] = (),
+                 base: Landscape | None = None, centered: bool = False, l2: float = 0.0, name: str | None = None):
         self._setup(dim, l2, params, minima_guesses, name)
         if base is not None:
             if not isinstance(base, Landscape) or isinstance(base, FiniteSumLandscape):
@@ -78,8 +84,11 @@ class FiniteSumLandscape(Landscape):
         self._check_parity(probe)
 
     @classmethod
-    def from_functions(cls, sample_value, sample_gradient, sample_hessian=None, *, data, dim, minima_guesses,
-                       params=(), base=None, centered=False, l2: float = 0.0, name=None) -> "FiniteSumLandscape":
+    def from_functions(cls, sample_value: Callable[..., Any], sample_gradient: Callable[..., Any],
+                       sample_hessian: Callable[..., Any] | None = None, *, data: ArrayLike, dim: int,
+                       minima_guesses: ArrayLike | Callable[[], ArrayLike], params: Sequence[Any] = (),
+                       base: Landscape | None = None, centered: bool = False, l2: float = 0.0,
+                       name: str | None = None) -> "FiniteSumLandscape":
         """A finite sum from plain per-sample functions (module docstring), compiled with numba;
         the full-batch Hessian is the mean of the sample Hessians, or central differences of the
         full-batch gradient when ``sample_hessian`` is not given."""
@@ -116,7 +125,7 @@ class FiniteSumLandscape(Landscape):
     def _sample_args(self, j):
         return (self.data[j],) + self.params
 
-    def reference(self, theta, hessian: bool = True):
+    def reference(self, theta: ArrayLike, hessian: bool = True) -> tuple:
         """(L, ∇L, ∇²L) at one point by the plain functions run in Python (see Landscape.reference)."""
         theta = np.asarray(theta, dtype=float).reshape(self.dim)
         d = self.dim
@@ -141,10 +150,10 @@ class FiniteSumLandscape(Landscape):
                 h = self._reference_differences(theta)
         return float(v), g, h
 
-    def reference_gradient(self, theta):
+    def reference_gradient(self, theta: ArrayLike) -> np.ndarray:
         return self.reference_sample_gradients(theta).mean(axis=0) if not self.centered else self.reference(theta)[1]
 
-    def reference_sample_gradients(self, theta) -> np.ndarray:
+    def reference_sample_gradients(self, theta: ArrayLike) -> np.ndarray:
         """∇l_j(θ) of every sample (N, dim), including the shared part and the L2 term, by the plain functions."""
         theta = np.asarray(theta, dtype=float).reshape(self.dim)
         shared = 2 * self.l2 * theta + (self.base.reference(theta)[1] if self.base is not None else 0.0)
@@ -159,17 +168,17 @@ class FiniteSumLandscape(Landscape):
         self.compiled.evaluate_samples(flat, self.compiled.params, v, g)
         return v, g
 
-    def sample_losses(self, theta) -> np.ndarray:
+    def sample_losses(self, theta: ArrayLike) -> np.ndarray:
         """Per-sample losses l_j(θ) (with the shared part and the L2 term), shape (..., N)."""
         flat, batch = self._flatten(theta)
         return self._evaluate_samples(flat, value=True)[0].reshape(batch + (self.n_samples,))
 
-    def sample_gradients(self, theta) -> np.ndarray:
+    def sample_gradients(self, theta: ArrayLike) -> np.ndarray:
         """Per-sample gradients ∇l_j(θ), shape (..., N, dim)."""
         flat, batch = self._flatten(theta)
         return self._evaluate_samples(flat, gradient=True)[1].reshape(batch + (self.n_samples, self.dim))
 
-    def noise_covariance(self, theta) -> np.ndarray:
+    def noise_covariance(self, theta: ArrayLike) -> np.ndarray:
         """Per-sample gradient covariance C(θ) = (1/N) Σ (g_j − ḡ)(g_j − ḡ)ᵀ, shape (..., dim, dim)."""
         flat, batch = self._flatten(theta)
         out = np.empty((flat.shape[0], self.dim, self.dim))
@@ -249,19 +258,19 @@ class IsotropicNoiseFiniteSum(FiniteSumLandscape):
                          centered=True, name=f"{type(self).__name__}({base.name})")
 
     @classmethod
-    def example(cls):
+    def example(cls) -> IsotropicNoiseFiniteSum:
         from theory.landscapes.gaussian_wells import wells_2d
 
         return cls(wells_2d(), 50, 0.3, seed=1)
 
     # the full-batch loss is the base loss: its minima, basins and box are the base's
-    def minima(self):
+    def minima(self) -> list[Minimum]:
         return self.base.minima()
 
-    def basin_index(self, theta, **kw):
+    def basin_index(self, theta: ArrayLike, **kw: Any) -> np.ndarray:
         return self.base.basin_index(theta, **kw)
 
-    def bounds(self, temperature, **kw):
+    def bounds(self, temperature: float, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
         return self.base.bounds(temperature, **kw)
 
 
@@ -270,7 +279,7 @@ class ConstantNoiseFiniteSum(IsotropicNoiseFiniteSum):
     symmetric positive definite C: exact minibatch SGD with anisotropic constant gradient noise
     (whitened draws times the Cholesky factor of C)."""
 
-    def __init__(self, base: Landscape, n_samples: int, noise_cov, seed: int = 0):
+    def __init__(self, base: Landscape, n_samples: int, noise_cov: ArrayLike, seed: int = 0):
         if isinstance(base, FiniteSumLandscape) or not isinstance(base, Landscape):
             raise TypeError("base must be a plain (non finite-sum) landscape")
         n_samples = _checks.check_int("n_samples", n_samples, minimum=2)
@@ -285,7 +294,7 @@ class ConstantNoiseFiniteSum(IsotropicNoiseFiniteSum):
         self._init_noise(base, xi)
 
     @classmethod
-    def example(cls):
+    def example(cls) -> ConstantNoiseFiniteSum:
         from theory.landscapes.gaussian_wells import wells_2d
 
         return cls(wells_2d(), 40, [[0.5, 0.2], [0.2, 0.3]], seed=2)

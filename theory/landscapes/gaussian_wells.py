@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 from numba.extending import register_jitable
+from numpy.typing import ArrayLike
 
 from theory import _checks
 from theory.landscapes.base import Landscape
@@ -80,7 +81,8 @@ _FUNCTIONS = (value, gradient, hessian)
 class GaussianWells(Landscape):
     """L(θ) = offset − Σ_k D_k exp(−½(θ − m_k)ᵀP_k(θ − m_k)) + τ‖θ‖² (module docstring)."""
 
-    def __init__(self, centers, depths, precisions, offset: float = 0.0, l2: float = 0.0):
+    def __init__(self, centers: ArrayLike, depths: ArrayLike, precisions: ArrayLike, offset: float = 0.0,
+                 l2: float = 0.0):
         centers = np.atleast_2d(np.asarray(centers, dtype=float))
         K, d = centers.shape
         depths = np.asarray(depths, dtype=float).reshape(K)
@@ -99,7 +101,7 @@ class GaussianWells(Landscape):
                          minima_guesses=centers)
 
     @classmethod
-    def example(cls):
+    def example(cls) -> GaussianWells:
         return wells_2d()
 
     @property
@@ -109,9 +111,9 @@ class GaussianWells(Landscape):
     @classmethod
     def from_targets(
         cls,
-        locations,
-        losses,
-        hessians,
+        locations: ArrayLike,
+        losses: ArrayLike,
+        hessians: ArrayLike,
         *,
         offset: float,
         l2: float = 0.0,
@@ -188,9 +190,9 @@ def double_well_1d(
 
 
 def wells_2d(
-    locations=((-1.5, 0.0), (1.5, 0.0)),
-    losses=(0.0, 0.1),
-    hessians=(((1.0, 0.3), (0.3, 0.5)), ((4.0, 0.0), (0.0, 3.0))),
+    locations: ArrayLike = ((-1.5, 0.0), (1.5, 0.0)),
+    losses: ArrayLike = (0.0, 0.1),
+    hessians: ArrayLike = (((1.0, 0.3), (0.3, 0.5)), ((4.0, 0.0), (0.0, 3.0))),
     *,
     barrier: float = 1.0,
     l2: float = 0.05,
@@ -203,8 +205,8 @@ def multi_well(
     dim: int = 10,
     n_wells: int = 3,
     *,
-    losses=None,
-    curvatures=None,
+    losses: ArrayLike | None = None,
+    curvatures: ArrayLike | None = None,
     spacing: float = 3.0,
     barrier: float = 1.0,
     l2: float = 0.01,

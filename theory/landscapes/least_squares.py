@@ -3,6 +3,7 @@ C(θ) = (1/N) Σ r_j² x_j x_jᵀ − ḡḡᵀ with residuals r_j = x_jᵀθ �
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
 from theory.landscapes.finite_sum import FiniteSumLandscape
@@ -41,7 +42,7 @@ class LeastSquares(FiniteSumLandscape):
     over-parameterised problem without L2 (rank-deficient inputs, l2 = 0) has a flat valley of
     minima: it can be simulated, but ``minima()`` says that it has no strict minimum."""
 
-    def __init__(self, inputs, targets, l2: float = 0.0):
+    def __init__(self, inputs: ArrayLike, targets: ArrayLike, l2: float = 0.0):
         inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
         targets = np.asarray(targets, dtype=float).reshape(-1)
         if inputs.shape[0] != targets.shape[0]:
@@ -62,6 +63,6 @@ class LeastSquares(FiniteSumLandscape):
         return np.linalg.solve(gram, self.inputs.T @ self.targets / n)[None, :]
 
     @classmethod
-    def example(cls):
+    def example(cls) -> LeastSquares:
         rng = np.random.default_rng(3)
         return cls(rng.standard_normal((40, 3)), rng.standard_normal(40), l2=0.05)

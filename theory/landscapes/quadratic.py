@@ -3,6 +3,7 @@ exactly solvable."""
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory import _checks
 from theory.landscapes.base import Landscape
@@ -44,7 +45,7 @@ _FUNCTIONS = (value, gradient, hessian)
 class Quadratic(Landscape):
     """L(θ) = ½(θ − c)ᵀH(θ − c) + τ‖θ‖², H symmetric positive definite."""
 
-    def __init__(self, hessian, center=None, l2: float = 0.0):
+    def __init__(self, hessian: ArrayLike, center: ArrayLike | None = None, l2: float = 0.0):
         h = _checks.check_positive_definite("hessian", np.atleast_2d(np.asarray(hessian, dtype=float)))
         d = h.shape[0]
         self.H = 0.5 * (h + h.T)
@@ -55,5 +56,5 @@ class Quadratic(Landscape):
                          minima_guesses=np.linalg.solve(full, self.H @ self.center)[None, :])
 
     @classmethod
-    def example(cls):
+    def example(cls) -> Quadratic:
         return cls([[2.0, 0.5], [0.5, 1.0]], center=[0.3, -0.2], l2=0.1)

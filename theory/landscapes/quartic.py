@@ -41,7 +41,7 @@ class QuarticDoubleWell(Landscape):
                          minima_guesses=np.array([[-1.0], [1.0]]))
 
     @classmethod
-    def example(cls):
+    def example(cls) -> QuarticDoubleWell:
         return cls(0.1, l2=0.02)
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 from numba.extending import register_jitable
+from numpy.typing import ArrayLike
 
 from theory import _checks
 from theory.landscapes.finite_sum import FiniteSumLandscape
@@ -104,10 +105,10 @@ class SharpFlatValley(FiniteSumLandscape):
                          minima_guesses=np.array([np.r_[-1.0, np.zeros(k)], np.r_[1.0, np.zeros(k)]]))
 
     @classmethod
-    def example(cls):
+    def example(cls) -> SharpFlatValley:
         return cls(n_samples=12, k=2, seed=1)
 
-    def gauss_newton(self, theta) -> np.ndarray:
+    def gauss_newton(self, theta: ArrayLike) -> np.ndarray:
         """G(θ) = (1/N) Σ_j J_j J_jᵀ (the Hessian without the residual term), shape (..., dim, dim)."""
         flat, batch = self._flatten(theta)
         out = np.empty((flat.shape[0], self.dim, self.dim))
