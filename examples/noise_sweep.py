@@ -85,17 +85,26 @@ def main(argv=None) -> int:
               f"{max(r['n'] for r in short):.3g}): their P(A) measures the start, not the stationary law; "
               f"they agree with the chain after {n_steps} steps instead.")
 
+    draw(rows, land, S=S, sigma2=sigma2, n_steps=n_steps, n_star=n_star, path=args.out)
+    print(f"\nfigure: {args.out}  ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def draw(rows: list[dict], land, *, S: int, sigma2: float, n_steps: int, n_star: float, path: str) -> None:
+    """P(A) against n: Gibbs and Laplace as curves, the exact chain and SGD as points (hollow: the run
+    was shorter than equilibration)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fine = np.geomspace(noises[0], noises[-1], 60)
+    a, b = land.minima()
+    ns = np.array([r["n"] for r in rows])
+    fine = np.geomspace(ns[0], ns[-1], 60)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(fine, [minima.basin_probabilities(land, lr=x * S, batch_size=S, sigma2=sigma2)[0] for x in fine],
             "k-", label="Gibbs (eq. 2), exact over basins")
     ax.plot(fine, minima.probabilities([a, b], lr=fine * S, batch_size=S, sigma2=sigma2)[0], "k--",
             label="Laplace (eq. 3)")
-    ns = np.array([r["n"] for r in rows])
     ax.plot(ns, [r["chain"] for r in rows], "s", mfc="none", color="C1", label="exact SGD chain, stationary")
     ax.plot(ns, [r["chain_at"] for r in rows], "x", color="C2", ms=8, label=f"exact SGD chain after {n_steps} steps")
     for ok, style in ((True, dict(fmt="o", color="C0", label="SGD, equilibrated")),
@@ -109,9 +118,7 @@ def main(argv=None) -> int:
            title=f"P(A) vs lr/S after {n_steps} SGD steps (error bars: 2 SE)")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"\nfigure: {args.out}  ({time.perf_counter() - t0:.1f} s)")
-    return 0
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

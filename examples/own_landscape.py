@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     rows["Laplace (eq. 3)"] = (minima.probabilities(mins, **kw)[0], None)
     rows["Gibbs, exact quadrature"] = (minima.basin_probabilities(land, **kw, n_grid=201 if args.toy else 401)[0], None)
     grid = fp.make_grid(land, n_cells, **kw)
-    rows[f"Fokker-Planck ({n_cells}x{n_cells} cells)"] = (fp.solve_stationary(land, grid, **kw).basin_masses(land)[0], None)
+    fokker_planck = fp.solve_stationary(land, grid, **kw)
+    rows[f"Fokker-Planck ({n_cells}x{n_cells} cells)"] = (fokker_planck.basin_masses(land)[0], None)
     theta0 = mins[0].location                                                   # everyone starts in A
     em = simulate_sde(land, **kw, n_steps=n_steps, n_particles=n_particles, theta0=theta0, seed=1,
                       observers=[Basins(every=n_steps)])
@@ -119,7 +120,8 @@ def main(argv=None) -> int:
         if rows[k][1] is not None:                                              # simulations: ± 2 SE
             ax1.errorbar(vals[i], i, xerr=2 * rows[k][1], color="k", capsize=4)
     ax1.set_yticks(range(len(names)), names, fontsize=8)
-    ax1.set(xlabel="P(A)  (simulations: ± 2 standard errors)", title=f"P(A) at T = {temperature:g}", xlim=(min(vals) - 0.1, min(1.0, max(vals) + 0.1)))
+    ax1.set(xlabel="P(A)  (simulations: ± 2 standard errors)", title=f"P(A) at T = {temperature:g}",
+            xlim=(min(vals) - 0.1, min(1.0, max(vals) + 0.1)))
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"\nfigure: {args.out}  ({time.perf_counter() - t0:.1f} s)")

@@ -45,7 +45,8 @@ def _check_chain_size(name: str, value, n_cells: int, width: int) -> None:
     Gaussian kernel out to 8.5 s) cannot fit, before building it."""
     entries = float(n_cells) * min(2 * width + 1, n_cells)
     _checks.check_fits_memory(name, value, _BYTES_PER_ENTRY * entries,
-                              f"the chain's transfer matrix ({n_cells} cells, up to {min(2 * width + 1, n_cells)} entries per row)",
+                              f"the chain's transfer matrix ({n_cells} cells, up to {min(2 * width + 1, n_cells)} "
+                              "entries per row)",
                               advice="use fewer cells (about 12 per step_sd resolve the kernel; "
                                      "EulerChain1D.on_nodes picks that by default)")
 
@@ -161,8 +162,9 @@ class EulerChain1D:
         steps overshoot) P can have negative eigenvalues, an oscillating mode that shift-invert
         around 1 does not see (on L = λx²/2 with ηλ = 1.5 the slowest mode is −0.5, not 0.25): when
         the stationary law puts mass > 1e-3 on such cells, the eigenvalue nearest −1 is computed
-        too (with less, such a mode moves any probability by less than that).  |λ₂| closer to 1 than ~1e-15 is not resolved in double precision: the result is then
-        about 1e15, a lower bound."""
+        too (with less, such a mode moves any probability by less than that).  |λ₂| closer to 1
+        than ~1e-15 is not resolved in double precision: the result is then about 1e15, a lower
+        bound."""
         PT = self.P.T.tocsc()
         vals = spla.eigs(PT, k=3, sigma=1.0 + 1e-9, return_eigenvectors=False)
         mags = np.sort(np.abs(vals))[::-1]

@@ -258,8 +258,8 @@ class SimResult:
     # ---- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Save to ``path`` (an .npz holding the arrays and a JSON metadata string), atomically
-        (:func:`theory._io.atomic_write`: a temporary file in the same directory, fsync-ed, mode
-        0644, then moved over ``path`` with ``os.replace``)."""
+        (:func:`theory._io.atomic_write`: a temporary file in the same directory, fsync-ed, given
+        the mode ``open`` would give (0644 under umask 022), then moved over ``path``)."""
         arrays: dict[str, np.ndarray] = {}
         for name in _ARRAY_FIELDS:
             val = getattr(self, name)

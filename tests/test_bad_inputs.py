@@ -318,13 +318,15 @@ def _sim_theory_cases(root):
     run = dict(lr=0.1, batch_size=1, n_steps=10, theta0=0.0, seed=0)
     dead = SimResult(final=np.zeros((50, 1)), diverged=np.ones(50, bool), diverged_step=np.zeros(50, np.int64))
     return [
-        ("load truncated", lambda: SimResult.load(d / "trunc.npz"), r"trunc\.npz: a truncated or damaged \.npz archive"),
+        ("load truncated", lambda: SimResult.load(d / "trunc.npz"),
+         r"trunc\.npz: a truncated or damaged \.npz archive"),
         ("load empty", lambda: SimResult.load(d / "empty.npz"), r"empty\.npz: the file is empty"),
         ("load random bytes", lambda: SimResult.load(d / "random.npz"), r"random\.npz: not an \.npz archive"),
         ("load inconsistent", lambda: SimResult.load(d / "inconsistent.npz"),
          r"inconsistent\.npz: inconsistent arrays: diverged must be a bool array of shape \(4,\)"),
         ("load missing array", lambda: SimResult.load(d / "nofinal.npz"), r"nofinal\.npz: missing array\(s\) final"),
-        ("load bad metadata", lambda: SimResult.load(d / "badjson.npz"), r"badjson\.npz: its metadata .* not valid JSON"),
+        ("load bad metadata", lambda: SimResult.load(d / "badjson.npz"),
+         r"badjson\.npz: its metadata .* not valid JSON"),
         ("load NaN state", lambda: SimResult.load(d / "nan.npz"), r"nan\.npz: .*not flagged as diverged have NaN"),
         ("load missing file", lambda: SimResult.load(d / "nope.npz"), r"nope\.npz: no such file"),
         ("sde 1e12 particles", lambda: simulate_sde(well, **run, sigma2=1.0, n_particles=10**12),
@@ -334,7 +336,8 @@ def _sim_theory_cases(root):
         ("sde 1e13 steps", lambda: simulate_sde(well, **dict(run, n_steps=10**13), sigma2=1.0, n_particles=10),
          r"n_steps = 10000000000000: the per-step schedules"),
         ("record every step", lambda: simulate_sde(well, **dict(run, n_steps=10**7), sigma2=1.0, n_particles=10**5,
-                                                   observers=[Record(1)]), r"Record every = 1: the recorded trajectory"),
+                                                   observers=[Record(1)]),
+         r"Record every = 1: the recorded trajectory"),
         ("2-D grid 1e6 per side", lambda: fp.Grid2D([-1, -1], [1, 1], 10**6), r"n_cells = \(1000000, 1000000\)"),
         ("chain 1e9 nodes", lambda: chain.EulerChain1D.on_nodes(well, -3, 3, lr=0.1, step_sd=0.1, n=10**9),
          r"n = 1000000000: the chain's transfer matrix"),
@@ -342,7 +345,8 @@ def _sim_theory_cases(root):
                                                                  n_grid=10**7), r"n_grid = 10000000"),
         ("finite sum 1e12 samples", lambda: IsotropicNoiseFiniteSum(well, n_samples=10**12, sigma2=1.0),
          r"n_samples = 1000000000000"),
-        ("schedule 1e13 steps", lambda: scaling.schedule_values("constant", 10**13, base=0.1), r"n_steps = 10000000000000"),
+        ("schedule 1e13 steps", lambda: scaling.schedule_values("constant", 10**13, base=0.1),
+         r"n_steps = 10000000000000"),
         ("chain on 2-D", lambda: chain.relaxation_steps(wells_2d(), lr=0.1, batch_size=1, sigma2=1.0),
          r"landscape must be 1-D .* got dim = 2"),
         ("equilibrate tol 0", lambda: chain.steps_to_equilibrate(well, lr=0.1, batch_size=1, sigma2=1.0, tol=0),
@@ -359,13 +363,27 @@ def _sim_theory_cases(root):
     ]
 
 
-def test_sim_theory_api_bad_inputs(root):
+SIM_THEORY_ROWS = 24
+
+
+@pytest.fixture(scope="module")
+def sim_theory_cases(root):
     cases = _sim_theory_cases(root)
-    assert len(cases) >= 12
-    assert len(NETS_CLI) + len(VALIDATION_CLI) + len(_api_cases(root)) + len(cases) >= 40
-    for name, call, pattern in cases:
-        with pytest.raises((ValueError, TypeError, MemoryError, FileNotFoundError)) as err:
-            call()
-        msg = str(err.value)
-        assert "\n" not in msg.strip(), (name, msg)
-        assert re.search(pattern, msg), (name, msg)
+    assert len(cases) == SIM_THEORY_ROWS
+    return cases
+
+
+def test_bad_input_rows_in_all():
+    assert len(NETS_CLI) + len(VALIDATION_CLI) + 10 + SIM_THEORY_ROWS >= 40
+
+
+@pytest.mark.parametrize("row", range(SIM_THEORY_ROWS))
+def test_sim_theory_api(row, sim_theory_cases):
+    name, call, pattern = sim_theory_cases[row]
+    try:
+        call()
+    except (ValueError, TypeError, MemoryError, FileNotFoundError) as exc:
+        message = str(exc)
+    else:
+        pytest.fail(f"{name}: no error")
+    assert "\n" not in message.strip() and re.search(pattern, message), (name, message)

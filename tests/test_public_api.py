@@ -54,7 +54,8 @@ def test_public_signatures_are_typed(path):
                     or (not owner and node.name in exports)):
                 args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
                 bare = [a.arg for a in args if a.annotation is None and a.arg not in ("self", "cls")]
-                bare += [f"*{a.arg}" for a in (node.args.vararg, node.args.kwarg) if a is not None and a.annotation is None]
+                bare += [f"*{a.arg}" for a in (node.args.vararg, node.args.kwarg)
+                         if a is not None and a.annotation is None]
                 if bare or (node.returns is None and node.name != "__init__"):
                     untyped.append(f"{owner}{node.name}({', '.join(bare)}){'' if node.returns else ' -> ?'}")
 

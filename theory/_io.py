@@ -3,8 +3,9 @@
 A reader never sees a half-written file: the data go to a temporary file in the target's
 directory, are flushed and ``fsync``-ed to disk, and the temporary file is then renamed over the
 target (``os.replace`` is atomic on POSIX and Windows) and the directory entry synced, so a crash
-or a full disk leaves either the old file or the new one, never a truncated one.  Files get mode
-0644 (readable by everyone, as files written with ``open``; ``mkstemp`` alone would give 0600).
+or a full disk leaves either the old file or the new one, never a truncated one.  Files get the
+mode a plain ``open`` gives, 0666 minus the umask (0644 under the usual umask 022; ``mkstemp``
+alone would give 0600).
 """
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ import os
 import tempfile
 from typing import BinaryIO, Callable
 
-__all__ = ["atomic_write", "FILE_MODE"]
+__all__ = ["atomic_write", "file_mode"]
 
-FILE_MODE = 0o644
+
+def file_mode() -> int:
+    """0666 minus the process's umask: the mode ``open`` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, prefix: str = ".tmp-") -> None:
@@ -28,7 +34,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -141,7 +141,8 @@ BROKEN = [
     # more of the same family
     ("metadata a list", lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=np.array("[1, 2]"))),
      r"its metadata \(__meta__\) is a JSON list, expected an object"),
-    ("metadata key missing", lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=_meta(histogram_samples=None))),
+    ("metadata key missing",
+     lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=_meta(histogram_samples=None))),
      r"metadata key 'histogram_samples' is None, expected a non-negative integer"),
     ("another format", lambda p, good: _write_npz(p, **dict(_ok_arrays(), __meta__=_meta(format="sim.SimResult/9"))),
      r"metadata format 'sim.SimResult/9', expected 'sim.SimResult/1'"),
@@ -193,14 +194,19 @@ def test_load_names_a_missing_file_or_a_directory(tmp_path):
 
 def test_save_is_synced_before_the_rename_and_world_readable(tmp_path, monkeypatch):
     """The data reach the disk (fsync of the file) before the temporary file replaces the target, so
-    a crash leaves the old file or the new one; the file is 0644 like any file written with open()."""
+    a crash leaves the old file or the new one; the file gets the mode open() would give it (0644
+    under umask 022), not mkstemp's 0600."""
     import theory._io as io
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(io.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(io.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
-    _result().save(tmp_path / "run.npz")
+    old_mask = os.umask(0o022)
+    try:
+        _result().save(tmp_path / "run.npz")
+    finally:
+        os.umask(old_mask)
     assert events[:2] == ["fsync", "replace"]  # file synced, then renamed (then the directory synced)
     assert stat.S_IMODE(os.stat(tmp_path / "run.npz").st_mode) == 0o644
     assert sorted(os.listdir(tmp_path)) == ["run.npz"]
