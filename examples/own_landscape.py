@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     print(f"lr = {args.lr}, batch_size = {args.batch_size}, sigma2 = {args.sigma2}: noise n = lr/S = "
           f"{args.lr / args.batch_size:g}, temperature T = {temperature:g}")
 
-    # how long to run: the Eyring-Kramers relaxation time of the barrier, in SGD steps (t_eta / lr)
+    # how long to run: the Eyring-Kramers relaxation time (a small-T estimate), in SGD steps (t_eta / lr)
     saddle = escape.find_saddle_2d(land)
     tau = escape.eyring_kramers_relaxation(land, temperature, saddle) / args.lr
     n_steps = int(math.ceil(7 * tau))                                           # e^-7 ≈ 1e-3 left of the start

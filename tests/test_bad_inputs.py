@@ -265,6 +265,10 @@ def test_validation_api_bad_inputs(root):
     cases = _validation_api_cases(root)
     for name, call, pattern in cases:
         with pytest.raises((ValueError, TypeError, FileNotFoundError)) as err:
+            call()
+        msg = str(err.value)
+        assert "\n" not in msg.strip(), (name, msg)
+        assert re.search(pattern, msg), (name, msg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +313,7 @@ def _sim_theory_cases(root):
     from sim.results import SimResult
     from sim.sde import simulate_sde
     from sim.sgd import simulate_sgd
-    from theory import minima, scaling
+    from theory import minima, noise_geometry, scaling, stability
     from theory.landscapes import IsotropicNoiseFiniteSum, Quadratic, double_well_1d, wells_2d
 
     d = _result_files(root)
@@ -357,13 +361,17 @@ def _sim_theory_cases(root):
         ("basins not recorded", lambda: dead.basin_probabilities(), r"this run recorded no basins"),
         ("sgd batch > N", lambda: simulate_sgd(data, **dict(run, batch_size=21), n_particles=4),
          r"batch_size must be <= n_samples = 20"),
+        ("second-moment operator d = 1000", lambda: stability.second_moment_operator(
+            np.stack([np.eye(1000), 2 * np.eye(1000)]), lr=0.1, batch_size=1), r"hessians = 2 Hessians of dimension 1000"),
+        ("linear operator d = 1000", lambda: noise_geometry.linear_sgd_second_moment_operator(
+            np.ones((3, 1000)), lr=0.1, batch_size=1), r"inputs = 3 x 1000 array: .*linear_sgd_escape_profile"),
         ("fp noise_cov not PD", lambda: fp.solve_stationary(wells_2d(), fp.Grid2D([-3, -3], [3, 3], 30), lr=0.1,
                                                             batch_size=1, noise_cov=[[1, 2], [2, 1]]),
          r"noise_cov must be symmetric positive definite"),
     ]
 
 
-SIM_THEORY_ROWS = 24
+SIM_THEORY_ROWS = 26
 
 
 @pytest.fixture(scope="module")
@@ -373,8 +381,9 @@ def sim_theory_cases(root):
     return cases
 
 
-def test_bad_input_rows_in_all():
-    assert len(NETS_CLI) + len(VALIDATION_CLI) + 10 + SIM_THEORY_ROWS >= 40
+def test_bad_input_rows_in_all(root):
+    """At least 40 bad inputs across the API and both command lines."""
+    assert len(NETS_CLI) + len(VALIDATION_CLI) + len(VALIDATION_SUITE_CLI) + len(_api_cases(root)) + SIM_THEORY_ROWS >= 40
 
 
 @pytest.mark.parametrize("row", range(SIM_THEORY_ROWS))

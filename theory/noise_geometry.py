@@ -638,6 +638,10 @@ def linear_sgd_second_moment_operator(inputs: ArrayLike, *, lr: ArrayLike, batch
     x, _ = _check_linear_data(inputs)
     n, d = x.shape
     _check_lr_batch(lr, batch_size, None if replacement else n)
+    # the rows vec(x_i x_iᵀ) (n, d²), and four (d², d²) matrices: the two Kronecker products, Zᵀ Z, the sum
+    _checks.check_fits_memory("inputs", f"{n} x {d} array", 8.0 * (n * d * d + 4.0 * float(d) ** 4),
+                              f"the (d², d²) second-moment operator of d = {d} inputs",
+                              advice="use linear_sgd_escape_profile, which applies the operator without forming it")
     s = float(batch_size)
     c = 1.0 / s if replacement else (n - s) / (s * (n - 1)) if n > 1 else 0.0
     g = x.T @ x / n

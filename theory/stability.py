@@ -207,6 +207,10 @@ def _range_parts(arr: np.ndarray):
 def _kron_noise(dev: np.ndarray) -> np.ndarray:
     """(1/N) sum_i D_i (x) D_i (row-major vec of a symmetric M: vec(D M D) = (D (x) D) vec M)."""
     n, d, _ = dev.shape
+    # this (d², d²) matrix, the operator built from it and the temporaries of both
+    _checks.check_fits_memory("hessians", f"{n} Hessians of dimension {d}", 4 * 8.0 * float(d) ** 4,
+                              f"the (d², d²) second-moment operator of d = {d} parameters",
+                              advice="reduce the dimension (e.g. to the span of the Hessians' top eigenvectors)")
     return np.einsum("nij,nkl->ikjl", dev, dev).reshape(d * d, d * d) / n
 
 
