@@ -31,8 +31,8 @@ from theory import _checks
 if TYPE_CHECKING:
     from theory.landscapes.base import Landscape
 
-__all__ = ["EulerChain1D", "stationary_law", "mass_below", "sgd_chain", "relaxation_steps", "steps_to_equilibrate", "check_equilibrated",
-           "NotEquilibratedWarning"]
+__all__ = ["EulerChain1D", "stationary_law", "mass_below", "sgd_chain", "relaxation_steps", "steps_to_equilibrate",
+           "check_equilibrated", "NotEquilibratedWarning"]
 
 
 # bytes per stored entry of the transfer matrix while it is built: row and column (int64) and
@@ -183,7 +183,8 @@ class EulerChain1D:
         return float(np.interp(x_start, self.x[inside], tau))
 
 
-def stationary_law(landscape, low: float, high: float, *, lr: float, step_sd: float, cells_per_sd: int = 12):
+def stationary_law(landscape: Landscape, low: float, high: float, *, lr: float, step_sd: float,
+                   cells_per_sd: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """Stationary cell masses of the chain on ``cells_per_sd`` cells per step s.d. of [low, high],
     Richardson-extrapolated in the grid: the chain on cells of width h and h/2, the fine masses
     summed in pairs, (4·fine − coarse)/3.  The transfer operator's midpoint rule in the source cell
@@ -201,7 +202,7 @@ def stationary_law(landscape, low: float, high: float, *, lr: float, step_sd: fl
     return edges, (4.0 * (fine[0::2] + fine[1::2]) - coarse) / 3.0
 
 
-def mass_below(edges, masses, x: float) -> float:
+def mass_below(edges: ArrayLike, masses: ArrayLike, x: float) -> float:
     """Mass of the cells left of x, the cell containing x split linearly (error O(h² p'), and
     p' = 0 at a barrier top, where basin masses are cut)."""
     edges = np.asarray(edges, dtype=float)

@@ -409,14 +409,18 @@ class PathMaximum(Observer):
     def __init__(self):
         self.hook = jit(_path_maximum_hook, "PathMaximum hook")
 
-    def prepare(self, run):
+    def prepare(self, run: RunInfo) -> None:
         super().prepare(run)
         self.largest = np.zeros(run.n_particles)
 
-    def block_data(self, b, rows):
+    def block_data(self, b: int, rows: slice) -> tuple:
         return (self.largest[rows],)
 
-    def finish(self, result):
+    def memory(self, run: RunInfo, n_threads: int) -> list[tuple]:
+        return [("n_particles", run.n_particles, 2 * 8.0 * run.n_particles, "the path maxima",
+                 "use fewer particles per run")]
+
+    def finish(self, result: SimResult) -> None:
         out = np.sqrt(self.largest)
         out[result.diverged] = np.inf
         result.path_maximum = out

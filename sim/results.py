@@ -222,7 +222,7 @@ class SimResult:
             bad = ~div & ~np.all(np.isfinite(final), axis=1)
             if np.any(bad):
                 errs.append(f"{int(bad.sum())} particle(s) not flagged as diverged have NaN or inf states")
-        shapes = dict(first_passage_steps=(m,), final_velocity=(m, d), time_mean=(d,), time_cov=(d, d))
+        shapes = dict(first_passage_steps=(m,), path_maximum=(m,), final_velocity=(m, d), time_mean=(d,), time_cov=(d, d))
         for name, shape in shapes.items():
             val = getattr(self, name)
             if val is not None and np.shape(val) != shape:

@@ -38,7 +38,7 @@ Parallelism, seeds, divergence and observers are the engine's (:mod:`sim.engine`
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numba
 import numpy as np
@@ -93,7 +93,7 @@ def _add_batch(th, cparams, batch, weight, g, tmp, table, position, n_samples, r
     return position, ra, rb, rc, rw
 
 
-def add_batch_gradient(add_sample_gradient, replacement: bool):
+def add_batch_gradient(add_sample_gradient: Callable[..., Any], replacement: bool) -> Callable[..., Any]:
     """The compiled (inlined) minibatch sum of :func:`_add_batch` for a landscape's
     ``compiled.add_sample_gradient`` and a sampling scheme."""
     return specialise(_add_batch, inline=True, ADD_SAMPLE_GRADIENT=add_sample_gradient, REPLACEMENT=bool(replacement))
@@ -208,8 +208,8 @@ class MinibatchSGD(FiniteSumMethod):
     name = "minibatch_sgd"
     n_sub = 1
 
-    def __init__(self, landscape, *, lr, batch_size, n_steps: int, replacement: bool = False,
-                 reshuffle: str = "epoch", momentum: float = 0.0):
+    def __init__(self, landscape: Landscape, *, lr: PerStep, batch_size: PerStep, n_steps: int,
+                 replacement: bool = False, reshuffle: str = "epoch", momentum: float = 0.0):
         comp = self._setup(landscape, lr=lr, batch_size=batch_size, n_steps=n_steps, replacement=replacement,
                            reshuffle=reshuffle)
         _checks.check_in_range("momentum", momentum, 0.0, 1.0, closed="left")
@@ -221,7 +221,7 @@ class MinibatchSGD(FiniteSumMethod):
         self.start = specialise(_sgd_start, inline=True)
         self.coefficients = specialise(_sgd_coefficients, inline=True)
 
-    def describe(self):
+    def describe(self) -> dict:
         return dict(self._describe_sampling(), momentum=self.momentum)
 
 

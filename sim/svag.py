@@ -30,6 +30,8 @@ left the finite region.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from sim.engine import run_ensemble
@@ -37,7 +39,11 @@ from sim.results import SimResult
 from sim.sgd import FiniteSumMethod
 from theory import _checks
 from theory._numba import specialise
+from theory._types import PerStep
 from theory.svag import coefficients as svag_coefficients
+
+if TYPE_CHECKING:
+    from theory.landscapes.base import Landscape
 
 __all__ = ["SVAG", "simulate_svag"]
 
@@ -75,7 +81,8 @@ class SVAG(FiniteSumMethod):
 
     name = "svag"
 
-    def __init__(self, landscape, *, lr, batch_size, amplification, n_steps: int, replacement: bool = False):
+    def __init__(self, landscape: Landscape, *, lr: PerStep, batch_size: PerStep, amplification: int, n_steps: int,
+                 replacement: bool = False):
         self.amplification = _checks.check_int("amplification", amplification, minimum=1)
         comp = self._setup(landscape, lr=lr, batch_size=batch_size, n_steps=n_steps, replacement=replacement,
                            reshuffle="epoch" if replacement else "step")
@@ -88,14 +95,14 @@ class SVAG(FiniteSumMethod):
         self.start = specialise(_svag_start, inline=True)
         self.coefficients = specialise(_svag_coefficients, inline=True)
 
-    def describe(self):
+    def describe(self) -> dict:
         out = self._describe_sampling()
         out.pop("reshuffle")
         return dict(out, amplification=self.amplification, r1=self.r1, r2=self.r2)
 
 
-def simulate_svag(landscape, *, lr, batch_size, amplification, n_steps, replacement: bool = False,
-                  **run) -> SimResult:
+def simulate_svag(landscape: Landscape, *, lr: PerStep, batch_size: PerStep, amplification: int, n_steps: int,
+                  replacement: bool = False, **run: Any) -> SimResult:
     """Ensemble of M independent SVAG runs on a finite-sum landscape for the time of ``n_steps``
     SGD steps (``amplification`` · ``n_steps`` SVAG steps):
 

@@ -345,8 +345,8 @@ def _segments_1d(landscape, temp: float):
     return cuts, np.arange(cuts.size - 1)
 
 
-def cell_masses(landscape, edges, *, lr, batch_size, sigma2, order: int = 2, variant: str = "full",
-                method: str = "sde"):
+def cell_masses(landscape: Landscape, edges: ArrayLike, *, lr: float, batch_size: float, sigma2: float, order: int = 2,
+                variant: str = "full", method: str = "sde") -> FloatArray:
     """Stationary mass of each cell [e_k, e_(k+1)] of a uniform 1-D grid ``edges`` under the modified
     equation's law (:func:`stationary_log_density`), by Simpson's rule on each cell (its ends and
     midpoint: error O(h^5) per cell), normalised over the cells: the form in which to compare the law

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba.extending import register_jitable
+from numpy.typing import ArrayLike
 
 from theory import _checks, stability
 from theory.landscapes.finite_sum import FiniteSumLandscape
@@ -55,7 +56,7 @@ class InterpolatingQuadratics(FiniteSumLandscape):
     (N, d, d) array.  A mean Hessian that is singular leaves a flat valley: it can be simulated,
     but ``minima()`` says that there is no strict minimum."""
 
-    def __init__(self, per_sample_hessians, center=None):
+    def __init__(self, per_sample_hessians: ArrayLike, center: ArrayLike | None = None):
         arr = stability.per_sample_hessians(per_sample_hessians)
         n, d, _ = arr.shape
         self.hessians = arr
@@ -76,7 +77,7 @@ class InterpolatingQuadratics(FiniteSumLandscape):
         return self.center[None, :]
 
     @classmethod
-    def example(cls):
+    def example(cls) -> InterpolatingQuadratics:
         rng = np.random.default_rng(4)
         a = rng.standard_normal((6, 2, 2))
         return cls(np.einsum("nij,nkj->nik", a, a), center=[0.3, -0.1])
