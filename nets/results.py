@@ -18,6 +18,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from theory._io import atomic_write_text
+
 __all__ = ["convergence", "CONVERGENCE_CRITERION", "load_experiment", "find_experiments", "run_rows", "COLUMNS", "write_table", "read_table", "load_table",
            "compare", "COMPARED"]
 
@@ -231,29 +233,6 @@ COLUMNS = ("experiment", "name", "lr", "batch_size", "noise", "seed", "status", 
            "noise_scale", "cosine_cov_hessian", "alignment_cosine", "step_path", "wall_s", "measure_wall_s")
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_table(rows: Iterable[dict], path: str | os.PathLike) -> Path:
     """Write rows of :func:`run_rows` as a CSV file (atomically; empty cells for missing values)."""
     import io
@@ -263,7 +242,7 @@ def write_table(rows: Iterable[dict], path: str | os.PathLike) -> Path:
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
     path = Path(path)
-    _atomic_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
     return path
 
 

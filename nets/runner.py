@@ -84,7 +84,7 @@ def run_experiment(name: str, preset: str = "quick", out: str | Path = "results/
 
     ``epochs`` / ``max_train_size`` / ``measure`` / ``width`` / ``max_eval_size`` rescale the preset
     (:func:`nets.experiments.rescale`). ``--out`` is checked writable, and temporary files left by
-    an interrupted earlier run (``*.tmp``) are removed, before any work. With ``estimate`` (and
+    an interrupted earlier run (``.*.tmp``) are removed, before any work. With ``estimate`` (and
     ``progress``) the time the unfinished runs will take is estimated first (:func:`estimate_time`)
     and printed. Writes ``OUT/<experiment>/runs.csv`` (a row per run, :func:`nets.results.run_rows`)
     with the summary."""
@@ -103,10 +103,10 @@ def run_experiment(name: str, preset: str = "quick", out: str | Path = "results/
             "runs with --dataset fashion-mnist)")
         raise DatasetNotFoundError(str(exc) + hint) from None
     from theory._checks import check_output_dir
+    from theory._io import remove_stale_temporaries
     exp_dir = check_output_dir("--out", Path(out) / name)
     run_dir = exp_dir / "runs"
-    for stale in exp_dir.rglob("*.tmp"):       # an atomic write interrupted by a crash: never a result
-        stale.unlink()
+    remove_stale_temporaries(exp_dir)          # an atomic write interrupted by a crash: never a result
     atomic_write_json(exp_dir / "plan.json", plan.to_dict())
     tasks = make_tasks(plan.runs, run_dir, device=device, data_root=data_root, batched=batched,
                        max_group=max_group, progress=progress, step_path=step_path,

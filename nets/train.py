@@ -53,7 +53,6 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -64,6 +63,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from theory._io import atomic_write, atomic_write_text, set_aside_corrupt
 
 from . import data as data_mod
 from . import schedules
@@ -202,35 +203,13 @@ def _real_field(name: str, v, expect: str) -> float:
 
 # ----------------------------------------------------------------------------- helpers
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, default=_json_default)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``obj`` as indented JSON, written atomically (:func:`theory._io.atomic_write`)."""
+    atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default))
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save(obj)``, written atomically (:func:`theory._io.atomic_write`)."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def _json_default(o):
@@ -286,8 +265,7 @@ def load_checkpoint(path: str | os.PathLike, device) -> Optional[dict]:
         if not isinstance(ck, dict):
             raise TypeError(f"a {type(ck).__name__}, not a checkpoint dict")
     except Exception as exc:
-        bad = path.with_name(path.name + ".corrupt")
-        os.replace(path, bad)
+        bad = set_aside_corrupt(path)
         warnings.warn(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc}); kept aside as {bad.name}, "
                       "the run restarts from scratch")
         return None
@@ -1183,8 +1161,7 @@ def load_result(out_dir) -> Optional[dict]:
             raise ValueError("not a run result (no status/config)")
         return r
     except (ValueError, UnicodeDecodeError) as exc:
-        bad = p.with_name(RESULT + ".corrupt")
-        os.replace(p, bad)
+        bad = set_aside_corrupt(p)
         warnings.warn(f"{p}: unreadable result ({type(exc).__name__}: {exc}); kept aside as {bad.name}, "
                       "the run will be trained again")
         return None

@@ -278,7 +278,7 @@ class SimResult:
             "format": _FORMAT,
         }
         arrays["__meta__"] = np.array(json.dumps(meta, default=_json_default))
-        atomic_write(path, lambda fh: np.savez(fh, **arrays), prefix=".simresult-")
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SimResult":

@@ -1,19 +1,25 @@
-"""Atomic file writes shared by the packages that save results (private).
+"""Atomic file writes, stale temporaries and corrupt files, for every package that saves results
+(private; ``sim``, ``validation`` and ``nets`` all write through here).
 
-A reader never sees a half-written file: the data go to a temporary file in the target's
-directory, are flushed and ``fsync``-ed to disk, and the temporary file is then renamed over the
-target (``os.replace`` is atomic on POSIX and Windows) and the directory entry synced, so a crash
-or a full disk leaves either the old file or the new one, never a truncated one.  Files get the
-mode a plain ``open`` gives, 0666 minus the umask (0644 under the usual umask 022; ``mkstemp``
-alone would give 0600).
+A reader never sees a half-written file: the data go to a temporary file ``.<name>.<random>.tmp``
+in the target's directory, are flushed and ``fsync``-ed to disk, and the temporary file is then
+renamed over the target (``os.replace`` is atomic on POSIX and Windows) and the directory entry
+synced, so a crash or a full disk leaves either the old file or the new one, never a truncated one.
+Temporaries that a crash left behind are removed by the next run (:func:`remove_stale_temporaries`).
+Files get the mode a plain ``open`` gives, 0666 minus the umask (0644 under the usual umask 022;
+``mkstemp`` alone would give 0600).
 """
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO, Callable
+from pathlib import Path
+from typing import BinaryIO, Callable, Union
 
-__all__ = ["atomic_write", "file_mode"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "file_mode", "remove_stale_temporaries",
+           "set_aside_corrupt", "TMP_SUFFIX"]
+
+TMP_SUFFIX = ".tmp"
 
 
 def file_mode() -> int:
@@ -23,12 +29,13 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, prefix: str = ".tmp-") -> None:
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(fh)`` on a binary file handle and move the result to ``path`` atomically
-    (module docstring); on any error the temporary file is removed and ``path`` is untouched."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=prefix + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    (module docstring), creating missing parent directories; on any error the temporary file is
+    removed and ``path`` is untouched. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -42,10 +49,47 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
         except OSError:
             pass
         raise
-    _sync_directory(directory)
+    _sync_directory(path.parent)
+    return path
 
 
-def _sync_directory(directory: str) -> None:
+def atomic_write_bytes(path: Union[str, os.PathLike], payload: Union[bytes, Callable[[BinaryIO], None]]) -> Path:
+    """``payload`` (bytes, or a function writing to a binary file handle) written as :func:`atomic_write`."""
+    if callable(payload):
+        return atomic_write(path, payload)
+    return atomic_write(path, lambda fh: fh.write(payload))
+
+
+def atomic_write_text(path: Union[str, os.PathLike], text: str) -> Path:
+    """UTF-8 text (newlines as given), written as :func:`atomic_write`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(*directories: Union[str, os.PathLike]) -> list[Path]:
+    """Remove the temporaries ``.<name>.<random>.tmp`` that an interrupted run left in these
+    directories and their subdirectories (never any other file). Returns what was removed."""
+    removed = []
+    for directory in directories:
+        directory = Path(directory)
+        if not directory.is_dir():
+            continue
+        for p in directory.rglob(f".*{TMP_SUFFIX}"):
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def set_aside_corrupt(path: Union[str, os.PathLike]) -> Path:
+    """Rename an unreadable result ``path`` to ``path.corrupt`` (replacing an older one) and return
+    the new name, so the file is kept for inspection and no longer read as a result."""
+    path = Path(path)
+    bad = path.with_name(path.name + ".corrupt")
+    os.replace(path, bad)
+    return bad
+
+
+def _sync_directory(directory: Union[str, os.PathLike]) -> None:
     """fsync the directory so the rename itself survives a crash (not possible on every
     platform or file system: then the file's own fsync is what is guaranteed)."""
     try:

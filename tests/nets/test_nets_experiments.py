@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -117,9 +118,21 @@ def test_restart_skips_finished_runs(tiny_root, tmp_path):
     files = sorted((tmp_path / "fig4" / "runs").glob(f"*/{RESULT}"))
     stamps = [os.stat(f).st_mtime_ns for f in files]
     os.remove(files[0])                                  # one run "lost"
-    run_experiment("fig4", "quick", tmp_path, data_root=tiny_root, batched=False)
+    stale = files[1].parent / f".{RESULT}.x7q2.tmp"      # a write cut short by a crash
+    stale.write_text('{"status": "compl')
+    keep = files[1].parent / "notes.tmp"                 # not one of ours: left alone
+    keep.write_text("mine")
+    old_mask = os.umask(0o022)
+    try:
+        run_experiment("fig4", "quick", tmp_path, data_root=tiny_root, batched=False)
+    finally:
+        os.umask(old_mask)
     assert files[0].is_file()
     assert [os.stat(f).st_mtime_ns for f in files[1:]] == stamps[1:]   # the others were not rerun
+    assert not stale.exists() and keep.read_text() == "mine"
+    # results are readable by everyone (open()'s mode under umask 022, not mkstemp's 0600)
+    assert stat.S_IMODE(os.stat(files[0]).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "fig4" / "runs.csv").st_mode) == 0o644
 
 
 def test_full_presets_plan_paper_grids():
