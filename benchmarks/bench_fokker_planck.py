@@ -1,11 +1,12 @@
-"""Benchmark of sim.fokker_planck stationary solves (issue 3; targets in shared/notes/performance-anchors.md).
+"""Benchmark of sim.fokker_planck stationary solves (speed targets and the anchors of other tools:
+shared/notes/performance-anchors.md).
 
 Prints, in one run:
 * 1-D anchor problem: QuarticDoubleWell(tilt=0.1) on [−3, 3], 10,000 cells, T = 0.1
   (lr = 0.1, batch_size = 1, sigma2 = 2): solve time and L1 error vs the Gibbs cell masses, both
-  forms (target: ≤ 5 ms at L1 ≤ 1e-6 in the drift form; issue goal < 0.1 s);
+  forms (target: ≤ 5 ms at L1 ≤ 1e-6 in the drift form; at most 0.1 s);
 * 2-D: wells_2d() at T = 0.1 on landscape.bounds(T, n_sigma_loss=25), 500×500 cells
-  (target < 5 s; issue goal < 10 s), with L1 errors (and, with --basins, basin masses vs the
+  (target < 5 s; at most 10 s), with L1 errors (and, with --basins, basin masses vs the
   Gibbs quadrature on the same grid and the Laplace estimate, eq. 3);
 * the same problems with fplanck 0.2.2 (master-equation matrix + shift-invert eigs) when it is
   importable, and the speed ratio.  The 2-D fplanck run is done in a subprocess and abandoned
@@ -146,7 +147,7 @@ def main(argv=None):
     g2 = make_grid(w, n2, lr=LR, batch_size=BS, sigma2=S2, n_sigma_loss=25.0)
     ref2 = gibbs_on_grid(w, g2, lr=LR, batch_size=BS, sigma2=S2)
     print(f"\n## 2-D wells_2d(), box {np.round(g2.low, 3).tolist()} .. {np.round(g2.high, 3).tolist()}, "
-          f"{n2}x{n2} cells (target < 5 s; issue goal < 10 s)")
+          f"{n2}x{n2} cells (target < 5 s; at most 10 s)")
     reps2 = 1 if args.quick else 3
     ours2 = {}
     sols = {}

@@ -74,7 +74,7 @@ def test_validation_figures_and_statements(quick_results, tmp_path):
         assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 1000
         assert rep["statements"] and not rep.get("error")
     assert any("Spearman" in s["statement"] for s in report["fig1"]["statements"])
-    # noise geometry over training on the fig1 networks (issue 6): tracked and final alignment
+    # noise geometry over training on the fig1 networks: tracked and final alignment
     assert (tmp_path / "figs" / "fig1_alignment.png").stat().st_size > 1000
     assert any("cosine alignment" in s["statement"] for s in report["fig1"]["statements"])
 

@@ -61,7 +61,7 @@ def test_stationary_1d_matches_gibbs(which, dw):
     ref = gibbs_on_grid(land, grid, lr=LR, batch_size=BS, sigma2=S2)
     assert ref.sum() == pytest.approx(1.0, abs=1e-14)
     drift = solve_stationary(land, grid, lr=LR, batch_size=BS, sigma2=S2, form="drift")
-    # issue's budget: L1 <= 1e-4 on 2,000 cells (measured ~1e-5 for double_well_1d)
+    # accuracy budget: L1 <= 1e-4 on 2,000 cells (measured ~1e-5 for double_well_1d)
     assert drift.l1_error(ref / grid.cell_volume) <= 1e-4
     assert drift.mass.sum() == pytest.approx(1.0, abs=1e-13)
     assert np.all(drift.mass >= 0)
@@ -129,7 +129,7 @@ def w2_solution(w2):
 
 def test_stationary_2d_matches_gibbs(w2, w2_solution):
     grid, sol, ref = w2_solution
-    # issue's budget: L1 <= 1e-3 on 300x300 (measured 3.6e-4)
+    # accuracy budget: L1 <= 1e-3 on 300x300 (measured 3.6e-4)
     assert sol.l1_error_mass(ref) <= 1e-3
     assert sol.mass.sum() == pytest.approx(1.0, abs=1e-12)
     assert sol.mass.min() >= 0.0
