@@ -8,3 +8,5 @@ noise-geometry measurements of any torch model, on its device), ``measurements``
 specs of the presets and ``measure_model``), ``results`` (reading results back without torch: tables,
 comparisons), ``progress``. CLI: ``python -m nets --help`` (installed as ``three-factors-nets``).
 """
+
+__all__: list[str] = []  # the API is in the submodules

@@ -37,6 +37,11 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+__all__ = ["ENV_VAR", "DEBIAN_ROOT", "DATASETS", "NORMALISATION", "SHAPES", "DatasetNotFoundError", "DeviceData",
+           "canonical_name", "read_idx", "write_idx", "write_toy_idx_dataset", "read_cifar_batch",
+           "write_cifar_batch", "root_is_named_for", "candidate_dirs", "locate", "load_raw", "download",
+           "corrupt_labels", "load", "augmentation_params", "apply_augmentation", "augment_batch", "synthetic"]
+
 ENV_VAR = "THREE_FACTORS_DATA"
 DEBIAN_ROOT = Path("/usr/share/datasets")
 

@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+__all__ = ["execute_task", "Executor", "LocalExecutor", "DaskExecutor", "make_executor"]
+
 _DATA_CACHE: dict = {}
 # Guards _DATA_CACHE: tasks may run in threads of one process (a dask worker with several threads,
 # a threaded LocalCluster); check, clear, load and read must be one step. Loading under the lock

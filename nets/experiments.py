@@ -26,6 +26,10 @@ import numpy as np
 from .schedules import lr_equivalent_batch_spec
 from .train import RunConfig
 
+__all__ = ["PRESETS", "Plan", "Experiment", "EXPERIMENTS", "get", "plan", "rescale", "describe_all", "QUICK_DATA",
+           "QUICK_MEASURE", "FULL_MEASURE", "QUICK_ALIGNMENT", "FULL_ALIGNMENT", "FIG1_SEED_POINTS",
+           "FIG1_EXTRA_SEEDS"]
+
 PRESETS = ("quick", "full")
 
 

@@ -30,6 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+__all__ = ["MLP", "VGG", "BasicBlock", "CifarResNet", "MODELS", "model_options", "check_model_kwargs", "build_model",
+           "count_parameters"]
+
 
 # ----------------------------------------------------------------------------- argument checks
 def _int_at_least(name: str, v, lo: int = 1) -> int:

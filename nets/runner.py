@@ -27,6 +27,9 @@ from .progress import format_seconds
 from .train import (MODEL, ConfigError, RunConfig, atomic_write_json, group_key, interpolate_models, load_result,
                     make_model)
 
+__all__ = ["resolve_device", "make_tasks", "run_experiment", "estimate_time", "time_breakdown", "run_analyses",
+           "summarise"]
+
 
 def resolve_device(device: str) -> str:
     """'cpu', 'cuda', 'cuda:N' or 'auto'; a clear error if CUDA is asked for but absent."""
@@ -214,7 +217,7 @@ def estimate_time(tasks: list[dict], device: str, data_root=None, step_path: str
             steps = min(data.n_train // bs, _GRAPH_WARMUP + 2 * timed_steps)
             perm = torch.stack([torch.randperm(data.n_train, device=dev)[:steps * bs] for _ in range(K)])
             aug = None if not data.augment else tuple(a.view(K, -1) for a in
-                                                      data_mod_aug(data, K * steps * bs, dev))
+                                                      _timing_augmentation(data, K * steps * bs, dev))
             lr = torch.full((steps, K), 1e-6, device=dev)
             log = StepLog(0, 0, steps, (K,), dev)
             sl = torch.zeros(K, device=dev)
@@ -272,7 +275,8 @@ def estimate_time(tasks: list[dict], device: str, data_root=None, step_path: str
                 calibration_s=time.perf_counter() - t_start, step_path=path)
 
 
-def data_mod_aug(data, n, dev):
+def _timing_augmentation(data, n, dev):
+    """Crop and flip parameters for ``n`` samples, drawn as a run draws them (for timing the step)."""
     from .data import augmentation_params
     return augmentation_params(torch.Generator(device=dev).manual_seed(0), n)
 

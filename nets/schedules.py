@@ -53,6 +53,9 @@ except ImportError:  # pragma: no cover - local equivalent if theory.scaling is 
         r = np.rint(exact).astype(np.int64)
         return r, float(np.max(np.abs(lr_fixed / r - lrs / batch_size) / (lrs / batch_size))) if r.size else 0.0
 
+__all__ = ["Spec", "lr_values_epoch", "lr_values_in_epoch", "batch_values_epoch", "lr_equivalent_batch_spec",
+           "describe"]
+
 Spec = Union[float, int, dict]
 _KEYS = ("base", "peak", "period", "milestones", "factor")
 _LR_EQUIVALENT_KEYS = ("kind", "lr", "batch_size", "lr_fixed")

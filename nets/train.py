@@ -73,6 +73,13 @@ from .models import MODELS, build_model, check_model_kwargs, count_parameters
 from .progress import Progress
 from .results import CONVERGENCE_CRITERION, convergence  # noqa: F401  (re-exported: part of the trainer's record)
 
+__all__ = ["RESULT", "CHECKPOINT", "GROUP_CHECKPOINT", "MODEL", "CHECKPOINT_FORMAT", "STEP_PATHS", "GRAPH_OPS",
+           "ConfigError", "CheckpointError", "StepPathError", "GroupMemoryError", "RunConfig", "StepLog", "data_key",
+           "validate", "atomic_write_json", "atomic_torch_save", "capture_rng", "restore_rng", "save_checkpoint",
+           "load_checkpoint", "epoch_generator", "epoch_order", "init_seed", "load_data", "make_model", "evaluate",
+           "resolve_step_path", "estimate_group_bytes", "free_device_bytes", "check_group_fits", "train_run",
+           "train_group", "group_key", "group_checkpoint_members", "interpolate_models", "load_result"]
+
 RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
 GROUP_CHECKPOINT = "group_checkpoint.pt"   # of a vmap group, in its first run's directory

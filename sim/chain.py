@@ -71,10 +71,6 @@ class EulerChain1D:
         mean = self.x - self.lr * np.asarray(landscape.gradient(self.x), dtype=float)
         if not np.all(np.isfinite(mean)):
             raise ValueError("the landscape's gradient is not finite on the grid (loss)")
-        # cells where x ↦ x − ηL'(x) decreases (ηL'' > 1: steps overshoot); where it increases
-        # everywhere the Gaussian kernel composed with it is totally positive and every eigenvalue of
-        # P is real and positive (relaxation_steps)
-        self._overshoot = np.gradient(mean) < 0
         j0 = np.floor((mean - edges[0]) / self.h).astype(np.int64)
         rows, cols, vals = [], [], []
         for off in range(-width, width + 1):
@@ -99,6 +95,9 @@ class EulerChain1D:
                  n: int | None = None) -> EulerChain1D:
         """Cells centred on ``n`` equispaced nodes of [low, high]; by default ≥ 12 nodes per s
         (between 1,500 and 6,000 nodes), which resolves the Gaussian kernel."""
+        _checks.check_positive("step_sd", step_sd)
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            raise ValueError(f"the box must have finite low < high, got [{low}, {high}]")
         if n is None:
             n = int(min(6000, max(1500, 12 * (high - low) / step_sd)))
         n = _checks.check_int("n", n, minimum=3)
@@ -158,20 +157,34 @@ class EulerChain1D:
         """−1/log|λ₂|: steps for the slowest mode (inter-well transfer) to decay by e; λ₂ is the
         eigenvalue of P of largest modulus after λ₁ = 1.
 
-        Eigenvalues are found by shift-invert around 1.  Where x − ηL'(x) decreases (ηL'' > 1:
-        steps overshoot) P can have negative eigenvalues, an oscillating mode that shift-invert
-        around 1 does not see (on L = λx²/2 with ηλ = 1.5 the slowest mode is −0.5, not 0.25): when
-        the stationary law puts mass > 1e-3 on such cells, the eigenvalue nearest −1 is computed
-        too (with less, such a mode moves any probability by less than that).  |λ₂| closer to 1
-        than ~1e-15 is not resolved in double precision: the result is then about 1e15, a lower
-        bound."""
-        PT = self.P.T.tocsc()
-        vals = spla.eigs(PT, k=3, sigma=1.0 + 1e-9, return_eigenvectors=False)
-        mags = np.sort(np.abs(vals))[::-1]
-        lam2 = mags[1] if mags[0] > 1 - 1e-7 else mags[0]
-        if self._overshoot.any() and self.stationary()[self._overshoot].sum() > 1e-3:
-            negative = spla.eigs(PT, k=1, sigma=-1.0 - 1e-9, return_eigenvectors=False)
-            lam2 = max(lam2, float(np.abs(negative).max()))
+        |λ₂| is the spectral radius of the deflated operator Pᵀ − π1ᵀ (π the stationary law, 1ᵀ
+        the left eigenvector of Pᵀ: its eigenvalues are P's with λ₁ = 1 replaced by 0), found by
+        Arnoldi iteration for the eigenvalues of largest modulus.  That sees every kind of slow
+        mode: a slow inter-well transfer (λ₂ near 1) and an oscillating one (λ₂ < 0, where steps
+        overshoot, ηL'' > 1: on L = λx²/2 with ηλ = 1.5 the slowest mode is −0.5, not 0.25).  When
+        the slowest mode is real and positive and within 1e-3 of 1, λ₂ is computed again by
+        shift-invert around 1, which resolves 1 − λ₂ to full relative precision (Arnoldi on the
+        deflated operator resolves λ₂ only to ~1e-16 absolute).  |λ₂| closer to 1 than ~1e-15 is not
+        resolved in double precision: the result is then about 1e15, a lower bound."""
+        PT = self.P.T.tocsr()
+        pi = self.stationary()
+        n = pi.size
+        deflated = spla.LinearOperator((n, n), matvec=lambda v: PT @ v - pi * np.sum(v), dtype=float)
+        k = min(3, n - 2)
+        try:
+            vals = spla.eigs(deflated, k=k, which="LM", ncv=min(n, 24), maxiter=20 * n,
+                             return_eigenvectors=False)
+        except spla.ArpackNoConvergence:
+            if n > 6000:
+                raise RuntimeError(f"relaxation_steps: the eigenvalues of the {n}-cell chain did not converge; "
+                                   "use a coarser grid (fewer cells)") from None
+            vals = np.linalg.eigvals(PT.toarray() - np.outer(pi, np.ones(n)))
+        top = vals[np.argmax(np.abs(vals))]
+        lam2 = float(np.abs(top))
+        if top.real > 0 and abs(top.imag) <= 1e-12 and lam2 > 1 - 1e-3:
+            near_one = spla.eigs(PT.tocsc(), k=min(3, n - 2), sigma=1.0 + 1e-9, return_eigenvectors=False)
+            mags = np.sort(np.abs(near_one))[::-1]
+            lam2 = float(mags[1] if mags[0] > 1 - 1e-7 else mags[0])
         return float(-1.0 / math.log(min(lam2, 1 - 1e-15)))
 
     def mfpt(self, x_start: float, threshold: float, sign: int) -> float:

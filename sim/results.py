@@ -229,10 +229,13 @@ class SimResult:
                 errs.append(f"{name} must have shape {shape}, got {_describe_array(val)}")
         errs += _group_errors("Record", dict(trajectory=self.trajectory, record_steps=self.record_steps),
                               lambda n: dict(trajectory=(n, m, d), record_steps=(n,)))
-        errs += _group_errors("Basins", dict(basin_occupancy=self.basin_occupancy, basin_counts=self.basin_counts,
-                                             basin_steps=self.basin_steps),
-                              lambda n: dict(basin_occupancy=(n, np.shape(self.basin_counts)[-1]),
-                                             basin_counts=(n, np.shape(self.basin_counts)[-1]), basin_steps=(n,)))
+        if self.basin_counts is not None and np.ndim(self.basin_counts) != 2:
+            errs.append(f"basin_counts must be a 2-D array (records, basins), got {_describe_array(self.basin_counts)}")
+        else:
+            errs += _group_errors("Basins", dict(basin_occupancy=self.basin_occupancy, basin_counts=self.basin_counts,
+                                                 basin_steps=self.basin_steps),
+                                  lambda n: dict(basin_occupancy=(n, _last_axis(self.basin_counts)),
+                                                 basin_counts=(n, _last_axis(self.basin_counts)), basin_steps=(n,)))
         if self.basin_counts is not None and not errs:
             counts = np.asarray(self.basin_counts)
             alive = counts.sum(axis=1, keepdims=True)
@@ -250,6 +253,8 @@ class SimResult:
                             f"(expected shape {shape})")
             elif any(np.ndim(e) != 1 or np.any(~(np.diff(e) > 0)) for e in edges):
                 errs.append("histogram_edges must be strictly increasing 1-D arrays")
+            elif not (np.all(np.isfinite(hist)) and np.all(np.isfinite([self.histogram_outside, self.histogram_samples]))):
+                errs.append("histogram counts, histogram_outside and histogram_samples must be finite numbers")
             elif np.any(hist < 0) or int(hist.sum()) + int(self.histogram_outside) != int(self.histogram_samples):
                 errs.append(f"histogram counts ({int(hist.sum())}) + histogram_outside ({self.histogram_outside}) "
                             f"!= histogram_samples ({self.histogram_samples})")
@@ -373,6 +378,11 @@ def _group_errors(observer: str, arrays: dict, shapes) -> list[str]:
     want = shapes(len(steps))
     return [f"{k} must have shape {want[k]}, got {_describe_array(v)}" for k, v in arrays.items()
             if np.shape(v) != want[k]]
+
+
+def _last_axis(value: Any) -> int:
+    """Length of the last axis of an array (-1, which no shape matches, for a scalar or None)."""
+    return int(np.shape(value)[-1]) if np.ndim(value) >= 1 else -1
 
 
 def _describe_array(val) -> str:

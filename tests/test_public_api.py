@@ -1,6 +1,7 @@
-"""The public API of theory and sim: every public module declares ``__all__``, every name in it
-exists, and every public function and method of an exported class has annotated parameters and
-return type (compiled kernels excepted: numba types them from their arguments)."""
+"""The public API: every public module of theory, sim, nets and validation declares ``__all__`` and
+every name in it exists; in theory and sim every public function and method of an exported class
+has annotated parameters and return type (compiled kernels excepted: numba types them from their
+arguments)."""
 from __future__ import annotations
 
 import ast
@@ -10,8 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = sorted(p for pkg in ("sim", "theory") for p in (ROOT / pkg).rglob("*.py")
-                 if not p.name.startswith("_") or p.name == "__init__.py")
+def _public_modules(*packages: str) -> list[Path]:
+    return sorted(p for pkg in packages for p in (ROOT / pkg).rglob("*.py")
+                  if not p.name.startswith("_") or p.name == "__init__.py")
+
+
+MODULES = _public_modules("sim", "theory")
+ALL_MODULES = _public_modules("sim", "theory", "nets", "validation")
 
 
 def _name(path: Path) -> str:
@@ -23,10 +29,12 @@ def _exports(tree: ast.Module) -> list[str] | None:
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
             return list(ast.literal_eval(node.value))
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "__all__" and node.value:
+            return list(ast.literal_eval(node.value))
     return None
 
 
-@pytest.mark.parametrize("path", MODULES, ids=_name)
+@pytest.mark.parametrize("path", ALL_MODULES, ids=_name)
 def test_public_module_declares_all_and_exports_exist(path):
     exports = _exports(ast.parse(path.read_text()))
     assert exports is not None, f"{_name(path)} has no __all__"

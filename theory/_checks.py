@@ -172,16 +172,38 @@ def available_memory() -> int | None:
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError):
             avail = None
-    try:  # cgroup v2: the limit minus what the group already uses
-        with open("/sys/fs/cgroup/memory.max") as fh:
-            limit = fh.read().strip()
-        if limit != "max":
-            with open("/sys/fs/cgroup/memory.current") as fh:
-                room = int(limit) - int(fh.read().strip())
-            avail = room if avail is None else min(avail, room)
-    except (OSError, ValueError):
-        pass
+    room = _cgroup_room()
+    if room is not None:
+        avail = room if avail is None else min(avail, room)
     return avail
+
+
+def _cgroup_room(root: str = "/sys/fs/cgroup") -> int | None:
+    """Room left under a cgroup v2 memory limit: the limit minus what the group uses, not counting
+    its inactive file cache (``memory.current`` includes page cache that the kernel reclaims before
+    it refuses memory; container runtimes subtract ``inactive_file`` the same way).  None without a
+    limit, where the files cannot be read, or where the figure is not positive (then it says
+    nothing reliable, and no request should be refused on it)."""
+    try:
+        with open(os.path.join(root, "memory.max")) as fh:
+            limit = fh.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(root, "memory.current")) as fh:
+            used = int(fh.read().strip())
+        try:
+            with open(os.path.join(root, "memory.stat")) as fh:
+                for line in fh:
+                    key, _, value = line.partition(" ")
+                    if key == "inactive_file":
+                        used -= int(value)
+                        break
+        except OSError:
+            pass
+        room = int(limit) - max(used, 0)
+    except (OSError, ValueError):
+        return None
+    return room if room > 0 else None
 
 
 def format_bytes(n: float) -> str:

@@ -24,9 +24,23 @@ TMP_SUFFIX = ".tmp"
 
 def file_mode() -> int:
     """0666 minus the process's umask: the mode ``open`` gives a new file."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read from ``/proc/self/status`` where the kernel reports it (Linux):
+    setting it to read it back, the only portable way, briefly gives any file another thread
+    creates meanwhile the wrong mode."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None]) -> Path:

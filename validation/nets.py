@@ -45,6 +45,9 @@ from .nets_results import (HNORM_ESTIMATORS, HNORM_LABELS, MIN_RUNS, _completed,
 from .nets_grid import analyse_grid  # noqa: E402
 from .nets_svag import analyse_svag  # noqa: E402
 
+__all__ = ["ANALYSES", "EXIT_CODES", "validate_results", "main", "analyse_alignment", "analyse_interpolation",
+           "analyse_schedules", "analyse_memorisation", "analyse_breaking", "analyse_table1"]
+
 
 # ----------------------------------------------------------------------------- per-figure analyses
 def _alignment_series(r):

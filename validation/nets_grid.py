@@ -44,6 +44,9 @@ from . import stats as S
 from .nets_results import HNORM_LABELS, MIN_RUNS, _hnorm_estimator, _plt, _save, _topeig, corr_statement, log_axis, \
     run_rows
 
+__all__ = ["ALPHA", "LANCZOS_SLACK", "analyse_grid", "same_ratio_statements", "edge_of_stability_statement",
+           "temperature_statement"]
+
 ALPHA = 0.05                 # family-wise level of the F tests
 LANCZOS_SLACK = 1e-3         # relative tolerance of the λ_max estimates (the presets' Lanczos tol)
 _MARKERS = "osD^vP*Xh<>p"

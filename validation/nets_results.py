@@ -13,6 +13,8 @@ import numpy as np
 from nets.results import (HNORM_ESTIMATORS, HNORM_LABELS, _hnorm, _hnorm_estimator, _hnorms, _load_json,  # noqa: F401
                           _meas_se, _meas_value, _noise, _topeig, find_experiments, load_experiment, run_rows)
 
+__all__ = ["MIN_RUNS", "spearman", "corr_statement", "scale_label", "log_axis"]
+
 MIN_RUNS = 5
 
 

@@ -164,6 +164,15 @@ BROKEN = [
      r"Basins arrays incomplete: basin_counts without basin_occupancy, basin_steps"),
     ("object array", lambda p, good: _write_npz(p, **dict(_ok_arrays(), final=np.array([None, 1], dtype=object))),
      r"an array in the archive cannot be read"),
+    ("basin counts a scalar", lambda p, good: _write_npz(p, **dict(_ok_arrays(), basin_counts=np.array(4),
+                                                                   basin_occupancy=np.ones((1, 2)),
+                                                                   basin_steps=np.array([0]))),
+     r"basin_counts must be a 2-D array \(records, basins\), got int64 array of shape \(\); not a"),
+    ("histogram with NaN", lambda p, good: _write_npz(p, **dict(_ok_arrays(), histogram=np.array([1.0, np.nan, 1.0]),
+                                                                histogram_edges_0=np.arange(4.0),
+                                                                __meta__=_meta(n_histogram_edges=1,
+                                                                               histogram_samples=2))),
+     r"histogram counts, histogram_outside and histogram_samples must be finite numbers"),
 ]
 
 
