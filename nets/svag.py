@@ -37,7 +37,6 @@ history, checkpoints and result file), with these differences:
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path

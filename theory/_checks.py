@@ -5,7 +5,6 @@ was expected, so a bad call fails loudly instead of producing NaN.
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 

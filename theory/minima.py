@@ -32,7 +32,7 @@ from theory._types import FloatArray, FloatOrArray
 from theory.gibbs import _out, _temperature_array, _validate
 
 if TYPE_CHECKING:
-    from theory.landscapes.base import Landscape
+    from theory.landscapes.base import Landscape, Minimum
 
 __all__ = [
     "spd_logdet",

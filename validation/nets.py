@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Optional, Sequence
 

@@ -3,7 +3,6 @@ plotting conventions every network figure shares (names the preset and any resca
 axes). Used by :mod:`validation.nets` and :mod:`validation.nets_grid`."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
