@@ -8,7 +8,7 @@ in registers: ``(a, b, c, w)`` are passed in and returned by every draw.
 * normals: the 256-layer Marsaglia–Tsang ziggurat exactly as NumPy's
   ``Generator.standard_normal`` (same bit usage, tail and wedge tests; the tables are recomputed
   here and agree with NumPy's to a few ulp, so the normals equal NumPy's SFC64 normals to
-  ~1e-15 relative).  ~1.4x faster than calling a numba ``np.random.Generator``;
+  ~1e-15 relative).  ~1.8x faster than calling a numba ``np.random.Generator``;
 * uniforms: ``(u64 >> 11)·2⁻⁵³`` (NumPy's ``random()``);
 * bounded integers: exactly uniform on ``0 .. span − 1`` for span < 2³² (Lemire's multiply-shift
   with rejection, *Fast random integer generation in an interval*, ACM TOMACS 2019), one draw
@@ -21,6 +21,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 __all__ = ["BIT_GENERATOR", "block_states", "block_generators", "standard_normals", "uniforms", "raw_uint64",
            "bounded_integers", "normal", "uniform", "bounded"]
@@ -101,6 +104,20 @@ _TWO_32 = np.uint64(1 << 32)
 _TWO_M53 = 1.0 / 9007199254740992.0
 
 
+@intrinsic
+def _likely(typingctx, cond):
+    """``cond``, marked for the compiler as almost always true (``llvm.expect``)."""
+    if not isinstance(cond, types.Boolean):
+        return None
+
+    def codegen(context, builder, signature, args):
+        bit = ir.IntType(1)
+        expect = builder.module.declare_intrinsic("llvm.expect", [bit], ir.FunctionType(bit, [bit, bit]))
+        return builder.call(expect, [args[0], ir.Constant(bit, 1)])
+
+    return types.boolean(cond), codegen
+
+
 @numba.njit(nogil=True, inline="always")
 def sfc(a, b, c, w):
     """One SFC64 step: returns (output, a', b', c', w')."""
@@ -116,16 +133,34 @@ def uniform(a, b, c, w):
 
 
 @numba.njit(nogil=True, inline="always")
+def _layer_draw(a, b, c, w):
+    """One ziggurat draw: (layer idx, 52-bit magnitude rabs, signed candidate x, a', b', c', w')."""
+    r, a, b, c, w = sfc(a, b, c, w)
+    idx = r & _U255
+    r = r >> _U8
+    rabs = (r >> _U1) & _MASK52
+    x = float(np.int64(rabs)) * _ZWI_SIGNED[idx | ((r & _U1) << _U8)]  # rabs < 2^52: exact
+    return idx, rabs, x, a, b, c, w
+
+
+@numba.njit(nogil=True, inline="always")
 def normal(a, b, c, w):
     """Standard normal by NumPy's ziggurat (random_standard_normal) on the SFC64 state."""
+    # ~99% of draws are accepted at once.  That path is straight-line code with the rejection
+    # loop hanging off it (not the fast exit inside the loop), and marked as the likely one: the
+    # compiler then keeps the caller's values in registers across it (measured: ~28% more
+    # normals per second; without the hint, EM ~15% slower)
+    idx, rabs, x, a, b, c, w = _layer_draw(a, b, c, w)
+    if _likely(rabs < _ZKI[idx]):
+        return x, a, b, c, w
+    return _normal_outside_rectangle(idx, rabs, x, a, b, c, w)
+
+
+@numba.njit(nogil=True, inline="always")
+def _normal_outside_rectangle(idx, rabs, x, a, b, c, w):
+    """The rest of :func:`normal` for a draw outside its layer's rectangle: the tail (layer 0)
+    or the wedge test, and fresh draws until one is accepted."""
     while True:
-        r, a, b, c, w = sfc(a, b, c, w)
-        idx = r & _U255
-        r = r >> _U8
-        rabs = (r >> _U1) & _MASK52
-        x = float(np.int64(rabs)) * _ZWI_SIGNED[idx | ((r & _U1) << _U8)]  # rabs < 2^52: exact
-        if rabs < _ZKI[idx]:
-            return x, a, b, c, w
         if idx == 0:
             while True:
                 r1, a, b, c, w = sfc(a, b, c, w)
@@ -140,6 +175,9 @@ def normal(a, b, c, w):
             r1, a, b, c, w = sfc(a, b, c, w)
             if (_ZFI[idx - 1] - _ZFI[idx]) * (float(np.int64(r1 >> _U11)) * _TWO_M53) + _ZFI[idx] < math.exp(-0.5 * x * x):
                 return x, a, b, c, w
+        idx, rabs, x, a, b, c, w = _layer_draw(a, b, c, w)
+        if rabs < _ZKI[idx]:
+            return x, a, b, c, w
 
 
 @numba.njit(nogil=True, cache=True)
