@@ -16,7 +16,9 @@ specialisation is cached on disk (``cache=True``) when every bound value has a s
 (:func:`identity`): a constant, a function defined at module level in a source file (identified
 by module, name and the file's modification time and size, as numba identifies its own cached
 functions), or another cacheable specialisation.  Its cache entry is named after a digest of
-those identities, so a second process loads every kernel from disk instead of compiling it.
+those identities and of the source files of ``theory`` and ``sim`` (:func:`_package_stamp`: the
+helpers a kernel inlines live there), so a second process loads every kernel from disk instead
+of compiling it, and an edit of any of those files compiles them afresh.
 Functions without such an identity (lambdas, closures, functions typed in at a prompt) are
 compiled once per process.
 """
@@ -33,7 +35,7 @@ import warnings
 
 import numba
 
-__all__ = ["jit", "specialise", "identity", "compile_error_line", "generated"]
+__all__ = ["jit", "specialise", "identity", "compile_error_line", "generated", "sources_stamp"]
 
 # Inlining a function with loops into another (numba's inline="always") trips a pedantic internal
 # check of numba's SSA pass ("variable ... is not in scope"); the generated code is correct.
@@ -99,6 +101,37 @@ def _source_stamp(fn) -> str:
     return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
+_PACKAGE_STAMP: list = []
+
+
+def _package_stamp() -> str:
+    """A digest of the modification times and sizes of every source file of ``theory`` and ``sim``
+    (computed once per process).  A kernel inlines the compiled helpers its template's module
+    imports (the random-number generator, the observers, the noise models), and numba's cache
+    tracks only the file a function is defined in; with this in every specialisation's name, an
+    edit of any of those files recompiles the kernels instead of loading ones built from the old
+    code."""
+    if not _PACKAGE_STAMP:
+        _PACKAGE_STAMP.append(sources_stamp(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    return _PACKAGE_STAMP[0]
+
+
+def sources_stamp(root: str, packages: tuple = ("theory", "sim")) -> str:
+    """Digest of (relative path, modification time, size) of every ``.py`` file under ``packages``
+    of ``root``."""
+    parts = []
+    for package in packages:
+        for directory, _, files in sorted(os.walk(os.path.join(root, package))):
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = os.path.join(directory, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue
+                parts.append(f"{os.path.relpath(path, root)}:{stat.st_mtime_ns}:{stat.st_size}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def jit(fn, role: str):
     """``numba.njit(nogil=True, inline="always")`` of the plain function ``fn`` (one dispatcher per
     function and process): inlined into every compiled caller, because a call between compiled
@@ -129,7 +162,8 @@ def specialise(template, *, inline: bool = False, **bindings):
         disp = _SPECIALISED.get(key)
         if disp is not None:
             return disp
-        text = repr((template.__module__, template.__qualname__, _source_stamp(template), inline, sorted(key[2])))
+        text = repr((template.__module__, template.__qualname__, _source_stamp(template), _package_stamp(), inline,
+                     sorted(key[2])))
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
         namespace = dict(template.__globals__)
         namespace.update(bindings)

@@ -52,3 +52,24 @@ def test_second_process_compiles_nothing(tmp_path):
         assert out.returncode == 0, out.stderr[-3000:]
         counts.append(int(out.stdout.split("compilations")[-1]))
     assert counts[0] > 0 and counts[1] == 0, counts
+
+
+def test_an_edit_of_any_source_file_renames_every_kernel(tmp_path):
+    """A kernel inlines helpers from other files of theory and sim (the random-number generator,
+    observers, noise models) that numba's cache does not track: the stamp in every kernel's name
+    changes when any of those files changes (size or modification time), and only then."""
+    from theory._numba import sources_stamp
+
+    for rel in ("theory/a.py", "sim/rng.py", "sim/sub/obs.py", "docs/notes.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    before = sources_stamp(str(tmp_path))
+    assert sources_stamp(str(tmp_path)) == before            # nothing changed: the same name
+    (tmp_path / "docs/notes.md").write_text("longer text\n")    # not a source file of the kernels
+    assert sources_stamp(str(tmp_path)) == before
+    (tmp_path / "sim/sub/obs.py").write_text("x = 22\n")         # a helper, one directory down
+    edited = sources_stamp(str(tmp_path))
+    assert edited != before
+    stat = os.stat(tmp_path / "sim/rng.py")
+    os.utime(tmp_path / "sim/rng.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # same size, touched
+    assert sources_stamp(str(tmp_path)) != edited
