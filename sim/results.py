@@ -234,8 +234,8 @@ class SimResult:
         else:
             errs += _group_errors("Basins", dict(basin_occupancy=self.basin_occupancy, basin_counts=self.basin_counts,
                                                  basin_steps=self.basin_steps),
-                                  lambda n: dict(basin_occupancy=(n, _last_axis(self.basin_counts)),
-                                                 basin_counts=(n, _last_axis(self.basin_counts)), basin_steps=(n,)))
+                                  lambda n: dict(basin_occupancy=(n, np.shape(self.basin_counts)[-1]),
+                                                 basin_counts=(n, np.shape(self.basin_counts)[-1]), basin_steps=(n,)))
         if self.basin_counts is not None and not errs:
             counts = np.asarray(self.basin_counts)
             alive = counts.sum(axis=1, keepdims=True)
@@ -378,11 +378,6 @@ def _group_errors(observer: str, arrays: dict, shapes) -> list[str]:
     want = shapes(len(steps))
     return [f"{k} must have shape {want[k]}, got {_describe_array(v)}" for k, v in arrays.items()
             if np.shape(v) != want[k]]
-
-
-def _last_axis(value: Any) -> int:
-    """Length of the last axis of an array (-1, which no shape matches, for a scalar or None)."""
-    return int(np.shape(value)[-1]) if np.ndim(value) >= 1 else -1
 
 
 def _describe_array(val) -> str:

@@ -24,6 +24,7 @@ compiled once per process.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import os
@@ -101,9 +102,7 @@ def _source_stamp(fn) -> str:
     return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
-_PACKAGE_STAMP: list = []
-
-
+@functools.lru_cache(maxsize=None)
 def _package_stamp() -> str:
     """A digest of the modification times and sizes of every source file of ``theory`` and ``sim``
     (computed once per process).  A kernel inlines the compiled helpers its template's module
@@ -111,9 +110,7 @@ def _package_stamp() -> str:
     tracks only the file a function is defined in; with this in every specialisation's name, an
     edit of any of those files recompiles the kernels instead of loading ones built from the old
     code."""
-    if not _PACKAGE_STAMP:
-        _PACKAGE_STAMP.append(sources_stamp(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    return _PACKAGE_STAMP[0]
+    return sources_stamp(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def sources_stamp(root: str, packages: tuple = ("theory", "sim")) -> str:
